@@ -1,0 +1,133 @@
+/** The admin plane: probes, /metrics, the JSON API that drives rollouts, and the dashboard, on their own listener. */
+import fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { Logger } from 'pino'
+import type { Registry } from 'prom-client'
+import { CanaryProxyError, messageOf, statusOf, type ErrorCode } from '../core/errors.js'
+import { upstreamUrlProblem } from '../config/load.js'
+import type { RolloutController } from '../rollout/controller.js'
+import type { RolloutEvent } from '../rollout/phase.js'
+import type { AuditLog } from '../state/audit-log.js'
+import { TokenAuth } from './auth.js'
+import { dashboardHtml } from './dashboard.js'
+import { bodySchemas, describeValidation } from './schemas.js'
+
+export type Readiness = 'starting' | 'ready' | 'draining'
+
+export interface AdminDeps {
+  readonly controller: RolloutController
+  readonly registry: Registry
+  readonly audit: AuditLog
+  readonly tokens: ReadonlyMap<string, string>
+  readonly readiness: () => Readiness
+  readonly log: Logger
+}
+
+type Action = Exclude<RolloutEvent, { type: 'analysis' }>
+
+export function createAdminServer(deps: AdminDeps): FastifyInstance {
+  const { controller, registry, audit, readiness } = deps
+  const auth = new TokenAuth(deps.tokens)
+  const app = fastify({
+    loggerInstance: deps.log as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: 64 * 1024,
+    // Fastify's defaults coerce "50" into 50 and silently drop unknown fields;
+    // the admin API must refuse both with a 400 naming the field.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false, multipleOfPrecision: 8, verbose: true } },
+    return503OnClosing: false,
+  })
+
+  // Any content type is read as JSON: `curl -d '{"weight":5}'` sends
+  // application/x-www-form-urlencoded, and an operator should not need -H.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
+    const text = String(body)
+    if (text.trim() === '') return done(null, undefined)
+    try {
+      done(null, JSON.parse(text))
+    } catch (error) {
+      done(new CanaryProxyError('CPX_ERR_ADMIN_BAD_INPUT', { detail: `body: malformed JSON (${(error as Error).message})` }), undefined)
+    }
+  })
+
+  app.setErrorHandler((error: Error & { validation?: unknown; statusCode?: number; code?: string }, _request, reply) => {
+    if (Array.isArray(error.validation)) {
+      const { field, message } = describeValidation(error.validation)
+      return sendError(reply, 'CPX_ERR_ADMIN_BAD_INPUT', message, field)
+    }
+    if (error instanceof CanaryProxyError) return sendError(reply, error.code, error.message)
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send({ error: 'body: larger than 64 KiB', code: error.code })
+    if (typeof error.statusCode === 'number' && error.statusCode < 500) return reply.code(error.statusCode).send({ error: error.message, code: error.code ?? 'CPX_ERR_ADMIN_BAD_INPUT' })
+    deps.log.error({ err: error }, 'admin request failed')
+    return sendError(reply, 'CPX_ERR_ADMIN_UNAVAILABLE', `internal error: ${error.message}`)
+  })
+
+  app.setNotFoundHandler((request, reply) => sendError(reply, 'CPX_ERR_ADMIN_NOT_FOUND', messageOf('CPX_ERR_ADMIN_NOT_FOUND', { method: request.method, url: request.url })))
+
+  app.get('/healthz', async () => ({ status: 'ok' }))
+  app.get('/readyz', async (_request, reply) => {
+    const state = readiness()
+    return reply.code(state === 'ready' ? 200 : 503).send({ status: state })
+  })
+  app.get('/metrics', async (_request, reply) => {
+    const text = await registry.metrics()
+    return reply.type(registry.contentType).send(text)
+  })
+  app.get('/api/v1/status', async () => controller.status())
+  app.get('/api/v1/events', async () => ({ events: audit.recent() }))
+  app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(dashboardHtml()))
+
+  /** Every mutating call: auth first (401/403), then body validation (400), then the machine (409 when refused). */
+  const mutation = (method: 'PUT' | 'POST', url: string, schema: object, toAction: (body: Record<string, unknown>) => Action): void => {
+    app.route({
+      method,
+      url,
+      schema: { body: schema },
+      onRequest: async (request, reply) => {
+        const result = auth.check(request.headers.authorization)
+        if (!result.ok) {
+          if (result.status === 401) reply.header('www-authenticate', 'Bearer realm="canary-proxy"')
+          return sendError(reply, result.status === 401 ? 'CPX_ERR_ADMIN_UNAUTHORIZED' : 'CPX_ERR_ADMIN_FORBIDDEN', messageOf(result.status === 401 ? 'CPX_ERR_ADMIN_UNAUTHORIZED' : 'CPX_ERR_ADMIN_FORBIDDEN'))
+        }
+        actors.set(request, result.actor)
+        return undefined
+      },
+      handler: async (request: FastifyRequest, reply: FastifyReply) => {
+        const action = toAction((request.body ?? {}) as Record<string, unknown>)
+        let result
+        try {
+          result = await controller.act(action, actors.get(request) ?? 'admin')
+        } catch (error) {
+          return sendError(reply, 'CPX_ERR_ADMIN_UNAVAILABLE', `the change is applied but the state could not be saved, so it would not survive a restart: ${(error as Error).message}`)
+        }
+        if (!result.ok) return sendError(reply, 'CPX_ERR_ADMIN_CONFLICT', result.conflict)
+        return reply.code(200).send(result.status)
+      },
+    })
+    // A mutation sent with another method gets 405 and the method to use, not 404.
+    app.route({
+      method: ['GET', 'HEAD', 'DELETE', 'PATCH', method === 'PUT' ? 'POST' : 'PUT'],
+      url,
+      handler: async (request, reply) =>
+        reply.code(405).header('allow', method).send({ error: `${request.method} is not allowed here; use ${method} ${url}`, code: 'CPX_ERR_ADMIN_BAD_INPUT' }),
+    })
+  }
+  const actors = new WeakMap<FastifyRequest, string>()
+
+  mutation('PUT', '/api/v1/weight', bodySchemas.weight, (body) => ({ type: 'setWeight', weight: Number(body.weight) }))
+  mutation('POST', '/api/v1/rollout/start', bodySchemas.start, (body) => {
+    const canary = typeof body.canary === 'string' ? body.canary : null
+    const problem = canary === null ? null : upstreamUrlProblem(canary)
+    if (problem !== null) throw new CanaryProxyError('CPX_ERR_ADMIN_BAD_INPUT', { detail: `canary: ${problem} (got ${JSON.stringify(canary)})` })
+    return { type: 'start', canary }
+  })
+  mutation('POST', '/api/v1/rollout/pause', bodySchemas.pause, () => ({ type: 'pause' }))
+  mutation('POST', '/api/v1/rollout/resume', bodySchemas.resume, () => ({ type: 'resume' }))
+  mutation('POST', '/api/v1/rollout/promote', bodySchemas.promote, () => ({ type: 'promote' }))
+  mutation('POST', '/api/v1/rollout/abort', bodySchemas.abort, (body) => ({ type: 'abort', reason: typeof body.reason === 'string' ? body.reason : null }))
+  return app
+}
+
+function sendError(reply: FastifyReply, code: ErrorCode, message: string, field?: string): FastifyReply {
+  return reply.code(statusOf(code)).send(field === undefined ? { error: message, code } : { error: message, code, field })
+}

@@ -1,0 +1,132 @@
+/** buildApp(deps): wires config, clock, stores, data plane, admin plane and rollout controller; returns handles and a graceful close(). Never listens by itself. */
+import type { Server } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import type { FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import type { Registry } from 'prom-client'
+import { createAdminServer, type Readiness } from './admin/server.js'
+import type { Config } from './config/schema.js'
+import { systemClock, type Clock } from './core/clock.js'
+import { systemRandom, type Random } from './core/random.js'
+import { createLogger } from './log.js'
+import type { InternalFaults } from './proxy/exchange.js'
+import { createDataPlane } from './proxy/server.js'
+import { UpstreamPools } from './proxy/upstreams.js'
+import { RolloutController } from './rollout/controller.js'
+import { createRegistry } from './stats/metrics.js'
+import { SideStats } from './stats/side-stats.js'
+import { AuditLog, type AuditEvent } from './state/audit-log.js'
+import { FileStateStore } from './state/file-store.js'
+import type { StateStore } from './state/store.js'
+
+export interface AppDeps {
+  readonly config: Config
+  readonly clock?: Clock
+  readonly random?: Random
+  readonly log?: Logger
+  /** Defaults to the file store at config.state.file. */
+  readonly store?: StateStore
+}
+
+export interface App {
+  readonly config: Config
+  readonly controller: RolloutController
+  readonly dataPlane: FastifyInstance
+  readonly admin: FastifyInstance
+  readonly registry: Registry
+  readonly log: Logger
+  readiness(): Readiness
+  /** The recent audit events, oldest first (GET /api/v1/events). */
+  auditEvents(): readonly AuditEvent[]
+  /** Starts both listeners and the rollout timers; resolves with the bound URLs. */
+  listen(): Promise<{ proxyUrl: string; adminUrl: string }>
+  /** Graceful stop: not ready at once, stop accepting, let in-flight requests finish (up to listen.drainTimeout), flush state. */
+  close(): Promise<void>
+}
+
+export async function buildApp(deps: AppDeps): Promise<App> {
+  const { config } = deps
+  const clock = deps.clock ?? systemClock
+  const random = deps.random ?? systemRandom
+  const log = deps.log ?? createLogger(config.log.level)
+  const now = clock.now()
+  const stats = { stable: new SideStats('stable', config.analysis.windowMs, now), canary: new SideStats('canary', config.analysis.windowMs, now) }
+  const pools = new UpstreamPools({ connectTimeoutMs: config.routing.connectTimeoutMs })
+  const store = deps.store ?? new FileStateStore(config.state.file)
+  const audit = new AuditLog(config.audit.file)
+  await audit.open()
+  const controller = await RolloutController.create({ config, clock, store, audit, pools, stats, log })
+  const faults: InternalFaults = { internalErrors: 0 }
+  let readiness: Readiness = 'starting'
+
+  const dataPlane = createDataPlane({ ref: controller.ref, random, faults, responseTimeoutMs: config.routing.responseTimeoutMs })
+  const upgraded = new Set<Socket>()
+  dataPlane.server.on('upgrade', (_req, socket: Socket) => {
+    upgraded.add(socket)
+    socket.once('close', () => upgraded.delete(socket))
+  })
+  const registry = createRegistry({
+    sides: [stats.stable, stats.canary],
+    weight: () => controller.state.weight,
+    phase: () => controller.state.phase,
+    rollbacks: () => controller.rollbacks,
+    internalErrors: () => faults.internalErrors,
+    persistFailures: () => controller.persistFailures,
+    windowFigures: (side) => {
+      const f = controller.figures()[side]
+      return { errorRate: f.errorRate, requests: f.requests, p50Seconds: f.p50Ms === null ? null : f.p50Ms / 1000, p99Seconds: f.p99Ms === null ? null : f.p99Ms / 1000 }
+    },
+  })
+  const admin = createAdminServer({ controller, registry, audit, tokens: config.admin.tokens, readiness: () => readiness, log: log.child({ plane: 'admin' }) })
+
+  let closing: Promise<void> | null = null
+  return {
+    config,
+    controller,
+    dataPlane,
+    admin,
+    registry,
+    log,
+    readiness: () => readiness,
+    auditEvents: () => audit.recent(),
+    async listen() {
+      // Admin first, so /readyz can say "starting" while the data plane binds.
+      await admin.listen({ host: config.admin.host, port: config.admin.port })
+      await dataPlane.listen({ host: config.listen.host, port: config.listen.port })
+      controller.startTimers()
+      readiness = 'ready'
+      const proxyUrl = urlOf(dataPlane.server)
+      const adminUrl = urlOf(admin.server)
+      log.info({ proxy: proxyUrl, admin: adminUrl, stable: controller.state.stableUrl, canary: controller.state.canaryUrl, phase: controller.state.phase }, `canary-proxy listening on ${proxyUrl} (admin ${adminUrl})`)
+      return { proxyUrl, adminUrl }
+    },
+    close() {
+      closing ??= (async () => {
+        readiness = 'draining'
+        const deadline = clock.after(config.listen.drainTimeoutMs, () => {
+          log.warn(`drain timeout (${config.listen.drainTimeoutMs}ms) reached: closing the connections still open`)
+          dataPlane.server.closeAllConnections()
+          for (const socket of upgraded) socket.destroy()
+        })
+        // Upgraded (WebSocket) sockets are outside the HTTP server's
+        // bookkeeping; they end with the drain deadline.
+        await dataPlane.close()
+        deadline.cancel()
+        for (const socket of upgraded) socket.destroy()
+        controller.stopTimers()
+        await controller.flush()
+        await audit.close()
+        await admin.close()
+        await pools.close()
+        log.info('canary-proxy stopped')
+      })()
+      return closing
+    },
+  }
+}
+
+function urlOf(server: Server): string {
+  const address = server.address() as AddressInfo
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  return `http://${host}:${address.port}`
+}

@@ -1,0 +1,168 @@
+/** One function per CLI command; each returns the process exit code. */
+import { setTimeout as sleep } from 'node:timers/promises'
+import { buildApp } from '../app.js'
+import { loadConfigFile } from '../config/load.js'
+import { renderIssue } from '../config/issues.js'
+import { formatDuration } from '../core/duration.js'
+import { runDemo } from '../demo/demo.js'
+import type { StatusView } from '../rollout/controller.js'
+import { AdminClient, AdminError } from './admin-client.js'
+import type { ClientOptions, Command } from './args.js'
+import { USAGE } from './args.js'
+import { renderEvent, renderStatus } from './render.js'
+
+export interface Io {
+  out(line: string): void
+  err(line: string): void
+}
+
+export const EXIT_OK = 0
+export const EXIT_FAILED = 1
+export const EXIT_TIMEOUT = 2
+export const EXIT_USAGE = 2
+
+export async function runCommand(command: Command, io: Io, version: string): Promise<number> {
+  switch (command.name) {
+    case 'help':
+      io.out(USAGE)
+      return EXIT_OK
+    case 'version':
+      io.out(version)
+      return EXIT_OK
+    case 'serve':
+      return serve(command.config, io)
+    case 'validate':
+      return validate(command.config, command.json, io)
+    case 'demo':
+      return runDemo(command, io)
+    case 'wait':
+      return waitForEnd(command.client, command.timeoutMs, command.pollMs, io)
+    default:
+      return clientCommand(command, io)
+  }
+}
+
+async function validate(file: string, json: boolean, io: Io): Promise<number> {
+  const result = await loadConfigFile(file)
+  if (json) {
+    io.out(JSON.stringify({ file, valid: result.ok, problems: result.ok ? [] : result.error }, null, 2))
+    return result.ok ? EXIT_OK : EXIT_FAILED
+  }
+  if (result.ok) {
+    const c = result.value
+    io.out(`${file}: valid (proxy ${c.listen.host}:${c.listen.port} -> stable ${c.upstreams.stable}${c.upstreams.canary === null ? '' : `, canary ${c.upstreams.canary}`}; admin ${c.admin.host}:${c.admin.port})`)
+    return EXIT_OK
+  }
+  for (const issue of result.error) io.err(renderIssue(issue))
+  io.err(`${file}: ${result.error.length} problem${result.error.length === 1 ? '' : 's'}`)
+  return EXIT_FAILED
+}
+
+async function serve(file: string, io: Io): Promise<number> {
+  const result = await loadConfigFile(file)
+  if (!result.ok) {
+    for (const issue of result.error) io.err(renderIssue(issue))
+    io.err(`${file}: invalid configuration, not starting`)
+    return EXIT_FAILED
+  }
+  const app = await buildApp({ config: result.value })
+  try {
+    await app.listen()
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException & { address?: string; port?: number }
+    io.err(e.code === 'EADDRINUSE' ? `cannot listen on ${e.address ?? ''}:${e.port ?? ''}: address already in use` : `cannot start: ${e.message}`)
+    await app.close()
+    return EXIT_FAILED
+  }
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'))
+    process.once('SIGINT', () => resolve('SIGINT'))
+  })
+  app.log.info(`${signal}: draining (not ready, finishing requests in flight, up to ${formatDuration(app.config.listen.drainTimeoutMs)})`)
+  // A second signal means "now".
+  const now = (): never => process.exit(EXIT_FAILED)
+  process.once('SIGTERM', now)
+  process.once('SIGINT', now)
+  await app.close()
+  return EXIT_OK
+}
+
+async function clientCommand(command: Exclude<Command, { name: 'help' | 'version' | 'serve' | 'validate' | 'demo' | 'wait' }>, io: Io): Promise<number> {
+  const client = new AdminClient(command.client)
+  try {
+    if (command.name === 'events') {
+      const { events } = await client.events()
+      if (command.client.json) io.out(JSON.stringify({ events }, null, 2))
+      else for (const e of events) io.out(renderEvent(e))
+      return EXIT_OK
+    }
+    let status: StatusView
+    switch (command.name) {
+      case 'status':
+        status = await client.status()
+        break
+      case 'set-weight':
+        status = await client.setWeight(command.weight)
+        break
+      case 'start':
+        status = await client.rollout('start', command.canary === null ? {} : { canary: command.canary })
+        break
+      case 'abort':
+        status = await client.rollout('abort', command.reason === null ? {} : { reason: command.reason })
+        break
+      default:
+        status = await client.rollout(command.name)
+    }
+    io.out(command.client.json ? JSON.stringify(status, null, 2) : renderStatus(status))
+    return EXIT_OK
+  } catch (error) {
+    if (error instanceof AdminError) {
+      io.err(`canary-proxy ${command.name}: ${error.message}`)
+      return EXIT_FAILED
+    }
+    throw error
+  }
+}
+
+/** For CI pipelines: exit 0 succeeded, 1 rolled back or aborted, 2 timeout. A proxy restart during the wait is ridden out. */
+async function waitForEnd(options: ClientOptions, timeoutMs: number | null, pollMs: number, io: Io): Promise<number> {
+  const client = new AdminClient(options)
+  const started = Date.now()
+  const deadline = timeoutMs === null ? Number.POSITIVE_INFINITY : started + timeoutMs
+  let reached = false
+  let warned = false
+  let last = ''
+  let status: StatusView | null = null
+  for (;;) {
+    try {
+      status = await client.status()
+      reached = true
+      warned = false
+    } catch (error) {
+      if (!(error instanceof AdminError)) throw error
+      if (!reached) {
+        io.err(`canary-proxy wait: ${error.message}`)
+        return EXIT_FAILED
+      }
+      if (!warned) io.err(`canary-proxy wait: ${error.message}; retrying`)
+      warned = true
+    }
+    if (status !== null) {
+      const line = `${status.phase} at ${status.weight}%`
+      if (line !== last && !options.json) io.err(`${new Date().toISOString()}  ${line}${status.lastDecision === null ? '' : `  (${status.lastDecision.reason})`}`)
+      last = line
+      if (status.phase === 'succeeded' || status.phase === 'rolled_back' || status.phase === 'aborted') {
+        if (options.json) io.out(JSON.stringify(status, null, 2))
+        else io.out(`rollout ${status.phase.replace('_', ' ')}: ${status.reason ?? ''}`)
+        return status.phase === 'succeeded' ? EXIT_OK : EXIT_FAILED
+      }
+    }
+    const left = deadline - Date.now()
+    if (left <= 0) {
+      if (options.json && status !== null) io.out(JSON.stringify(status, null, 2))
+      io.err(`canary-proxy wait: timed out after ${formatDuration(Date.now() - started)}; the rollout is still ${status?.phase ?? 'unknown'} at ${status?.weight ?? '?'}%`)
+      return EXIT_TIMEOUT
+    }
+    await sleep(Math.min(pollMs, left))
+  }
+}

@@ -1,0 +1,53 @@
+/** The error code registry: every code the product emits, with its HTTP status and message template. */
+
+/**
+ * One entry per code. A code is never reused after removal: retired codes move
+ * to RETIRED_CODES. README.md's "Errors" table lists the same codes and a test
+ * keeps the two in step. Templates name their parameters as {name}.
+ */
+export const ERROR_CODES = {
+  // Data plane: replies the proxy generates itself carry `x-canary-proxy-error: <code>`.
+  CPX_ERR_UPSTREAM_CONNECT: { status: 502, message: 'could not connect to the {side} upstream: {cause}' },
+  CPX_ERR_UPSTREAM_RESET: { status: 502, message: 'the {side} upstream closed the connection before responding: {cause}' },
+  CPX_ERR_UPSTREAM_BAD_RESPONSE: { status: 502, message: 'the {side} upstream sent an invalid response: {cause}' },
+  CPX_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'the {side} upstream did not respond within {timeout}' },
+  CPX_ERR_BAD_REQUEST_TARGET: { status: 400, message: 'request target must be origin-form (/path) or absolute-form (http://host/path)' },
+  CPX_ERR_INTERNAL: { status: 500, message: 'internal proxy error: {cause}' },
+  // Admin plane.
+  CPX_ERR_ADMIN_BAD_INPUT: { status: 400, message: '{detail}' },
+  CPX_ERR_ADMIN_UNAUTHORIZED: { status: 401, message: 'missing bearer token: send Authorization: Bearer <token>' },
+  CPX_ERR_ADMIN_FORBIDDEN: { status: 403, message: 'the bearer token is not valid' },
+  CPX_ERR_ADMIN_NOT_FOUND: { status: 404, message: 'no such admin endpoint: {method} {url}' },
+  CPX_ERR_ADMIN_CONFLICT: { status: 409, message: '{detail}' },
+  CPX_ERR_ADMIN_UNAVAILABLE: { status: 503, message: '{detail}' },
+  // Start-up and control plane (not HTTP replies; status is the nearest HTTP meaning).
+  CPX_ERR_CONFIG_INVALID: { status: 400, message: 'invalid configuration' },
+  CPX_ERR_LISTEN: { status: 500, message: 'cannot listen on {address}: {cause}' },
+} as const
+
+/** Codes that existed once and must never be given a new meaning. */
+export const RETIRED_CODES: readonly string[] = []
+
+export type ErrorCode = keyof typeof ERROR_CODES
+
+export function statusOf(code: ErrorCode): number {
+  return ERROR_CODES[code].status
+}
+
+/** Fills a code's template; unknown placeholders are left visible rather than guessed. */
+export function messageOf(code: ErrorCode, params: Readonly<Record<string, string>> = {}): string {
+  return ERROR_CODES[code].message.replace(/\{(\w+)\}/g, (whole, name: string) => params[name] ?? whole)
+}
+
+/** An error that carries a registry code; classify by `code`, never by instanceof. */
+export class CanaryProxyError extends Error {
+  readonly code: ErrorCode
+  readonly status: number
+
+  constructor(code: ErrorCode, params: Readonly<Record<string, string>> = {}) {
+    super(messageOf(code, params))
+    this.name = 'CanaryProxyError'
+    this.code = code
+    this.status = statusOf(code)
+  }
+}

@@ -1,0 +1,328 @@
+/** The rollout controller: runs the gate on the analysis interval, feeds verdicts and operator actions to the machine, and applies the effects. */
+import type { Logger } from 'pino'
+import type { Config } from '../config/schema.js'
+import type { Clock, Timer } from '../core/clock.js'
+import type { UpstreamPools } from '../proxy/upstreams.js'
+import { compileSnapshot, SnapshotRef, type RoutingSnapshot, type SideName, type UpstreamTarget } from '../routing/snapshot.js'
+import { summarize, type SideStats, type SideSummary } from '../stats/side-stats.js'
+import type { AuditLog } from '../state/audit-log.js'
+import type { StateStore } from '../state/store.js'
+import { zForConfidence } from './confidence.js'
+import { evaluateGate, type CanaryFigures, type GateSettings, type StableFigures } from './gate.js'
+import { initialState, transition, type TransitionResult } from './machine.js'
+import { isUnderWay, type Actor, type Decision, type Phase, type RolloutEvent, type RolloutSettings, type RolloutState } from './phase.js'
+
+export interface ControllerDeps {
+  readonly config: Config
+  readonly clock: Clock
+  readonly store: StateStore
+  readonly audit: AuditLog
+  readonly pools: UpstreamPools
+  readonly stats: { readonly stable: SideStats; readonly canary: SideStats }
+  readonly log: Logger
+}
+
+export interface SideView {
+  readonly url: string
+  readonly requests: number
+  readonly errors: number
+  readonly errorRate: number
+  readonly p50Ms: number | null
+  readonly p99Ms: number | null
+}
+
+/** GET /api/v1/status: the SPEC's fields first, then extras. */
+export interface StatusView {
+  readonly phase: Phase
+  readonly weight: number
+  readonly step: number | null
+  readonly steps: readonly number[]
+  readonly stable: SideView
+  readonly canary: SideView | null
+  readonly lastDecision: { readonly at: string; readonly verdict: Decision['verdict']; readonly reason: string } | null
+  /** Why the rollout ended (rolled_back, aborted, succeeded), else null. */
+  readonly reason: string | null
+  /** When the current step (or the bake) started and may end at the earliest, ISO times; null outside them. */
+  readonly stepStartedAt: string | null
+  readonly stepEndsAt: string | null
+  readonly generation: number
+}
+
+export type ActResult = { readonly ok: true; readonly status: StatusView } | { readonly ok: false; readonly conflict: string }
+
+/** Evaluations triggered by canary errors are at most this far apart (they cost two window merges). */
+const MIN_EVALUATION_GAP_MS = 20
+
+export class RolloutController {
+  readonly ref: SnapshotRef
+  readonly settings: RolloutSettings
+  readonly #deps: ControllerDeps
+  readonly #gate: GateSettings
+  #state: RolloutState
+  #version = 0
+  #baseline: StableFigures | null = null
+  #timers: Timer[] = []
+  #rollbacks = 0
+  #persistFailures = 0
+  #evaluationScheduled = false
+  #lastEvaluationAt = Number.NEGATIVE_INFINITY
+  #figuresCache: { at: number; stable: SideSummary; canary: SideSummary } | null = null
+
+  private constructor(deps: ControllerDeps, state: RolloutState) {
+    this.#deps = deps
+    this.#state = state
+    const c = deps.config
+    this.settings = { steps: c.rollout.steps, stepDurationMs: c.rollout.stepDurationMs, bakeMs: c.rollout.bakeMs }
+    this.#gate = { ...c.analysis, z: zForConfidence(c.analysis.confidence) }
+    this.ref = new SnapshotRef(this.#compile())
+    deps.stats.canary.onError = () => this.#onCanaryError()
+  }
+
+  /**
+   * Loads the persisted state and reconciles it with the config. A restart
+   * resumes the same phase, step and weight with a fresh observation; it never
+   * jumps to 0% or 100% by itself.
+   */
+  static async create(deps: ControllerDeps): Promise<RolloutController> {
+    const { config, clock, store, log } = deps
+    const now = clock.now()
+    const loaded = await store.load()
+    let state: RolloutState
+    const notes: { action: string; reason: string }[] = []
+    if (loaded.kind === 'corrupt') {
+      state = { ...initialState(config.upstreams.stable, config.upstreams.canary, now), phase: 'paused', weight: 0, stepIndex: null }
+      const kept = loaded.keptAs === null ? 'it could not be moved aside' : `kept as ${loaded.keptAs}`
+      log.error({ stateFile: store.name, keptAs: loaded.keptAs }, `state file ${store.name} is unusable (${loaded.problem}); ${kept}; starting safe: all traffic to stable, phase paused`)
+      notes.push({ action: 'recover', reason: `state file unusable (${loaded.problem}); ${kept}; started safe, paused at 0%` })
+    } else if (loaded.kind === 'empty') {
+      state = initialState(config.upstreams.stable, config.upstreams.canary, now)
+    } else {
+      state = resumeObservation(loaded.state, now)
+      if (config.upstreams.stable !== state.configStable) {
+        notes.push({ action: 'config', reason: `stable upstream changed in the config: ${state.stableUrl} -> ${config.upstreams.stable}` })
+        state = { ...state, stableUrl: config.upstreams.stable, configStable: config.upstreams.stable }
+      }
+      const configCanary = config.upstreams.canary
+      if (configCanary !== null && configCanary !== state.configCanary) {
+        notes.push({ action: 'config', reason: `new canary upstream in the config: ${configCanary}${isUnderWay(state.phase) ? ` (replaces the rollout of ${state.canaryUrl ?? ''})` : ''}` })
+        state = { ...initialState(state.stableUrl, configCanary, now), generation: state.generation }
+      }
+    }
+    const controller = new RolloutController(deps, state)
+    for (const note of notes) {
+      void controller.#auditNote(note.action, note.reason, 'auto')
+    }
+    if (loaded.kind !== 'loaded' || notes.length > 0) await controller.#persist()
+    // Idle with a canary known means its rollout never started (an ended one is not idle).
+    if (config.rollout.autoStart && controller.#state.phase === 'idle' && controller.#state.canaryUrl !== null) {
+      await controller.act({ type: 'start', canary: null }, 'auto')
+    }
+    return controller
+  }
+
+  get state(): RolloutState {
+    return this.#state
+  }
+
+  get rollbacks(): number {
+    return this.#rollbacks
+  }
+
+  get persistFailures(): number {
+    return this.#persistFailures
+  }
+
+  /** Starts the analysis tick and the window rotation on the injected clock. */
+  startTimers(): void {
+    const { clock, config, stats } = this.#deps
+    this.#timers.push(clock.every(config.analysis.intervalMs, () => this.evaluate()))
+    this.#timers.push(
+      clock.every(stats.stable.window.slotMs, () => {
+        const now = clock.now()
+        stats.stable.window.advance(now)
+        stats.canary.window.advance(now)
+      }),
+    )
+  }
+
+  stopTimers(): void {
+    for (const timer of this.#timers) timer.cancel()
+    this.#timers = []
+  }
+
+  /** An operator action; resolves once the new state is durable. A persistence failure rejects (the change stays applied in memory). */
+  async act(event: Exclude<RolloutEvent, { type: 'analysis' }>, actor: Actor): Promise<ActResult> {
+    const result = transition(this.#state, event, this.#deps.clock.now(), this.settings, actor)
+    if (!result.ok) return result
+    await this.#apply(result)
+    return { ok: true, status: this.status() }
+  }
+
+  /** Runs the gate on the current windows and feeds the verdict to the machine. */
+  evaluate(): void {
+    const { clock, stats } = this.#deps
+    const now = clock.now()
+    this.#lastEvaluationAt = now
+    if (!isUnderWay(this.#state.phase)) return
+    const c = stats.canary.window.read(now)
+    const canary: CanaryFigures = { requests: c.requests, errors: c.errors, p99Us: p99(c.latency), latency: c.latency }
+    const s = stats.stable.window.read(now)
+    let stable: StableFigures | null = this.#baseline
+    // While stable takes live traffic its window is the reference, and it is
+    // remembered; at 100% (and in the bake) the last one stands in for it.
+    if (this.#state.weight < 100 && s.requests >= this.#gate.minRequests) {
+      stable = { requests: s.requests, errors: s.errors, p99Us: p99(s.latency), baseline: false }
+      this.#baseline = { ...stable, baseline: true }
+    }
+    const verdict = evaluateGate(canary, stable, this.#gate, now)
+    void this.#apply(transition(this.#state, { type: 'analysis', verdict }, now, this.settings)).catch(() => undefined)
+  }
+
+  status(): StatusView {
+    const s = this.#state
+    const figures = this.figures()
+    const side = (url: string, f: SideSummary): SideView => ({ url, requests: f.requests, errors: f.errors, errorRate: f.errorRate, p50Ms: f.p50Ms, p99Ms: f.p99Ms })
+    const iso = (t: number): string => new Date(t).toISOString()
+    let stepStartedAt: number | null = null
+    let stepEndsAt: number | null = null
+    if (s.phase === 'progressing') {
+      stepStartedAt = s.stepStartedAt
+      stepEndsAt = s.stepStartedAt + this.settings.stepDurationMs
+    } else if (s.phase === 'baking') {
+      stepStartedAt = s.bakeStartedAt
+      stepEndsAt = s.bakeStartedAt + this.settings.bakeMs
+    }
+    const step = s.phase === 'progressing' || s.phase === 'paused' || s.phase === 'baking' ? s.stepIndex : null
+    return {
+      phase: s.phase,
+      weight: s.weight,
+      step,
+      steps: this.settings.steps,
+      stable: side(s.stableUrl, figures.stable),
+      canary: s.canaryUrl === null ? null : side(s.canaryUrl, figures.canary),
+      lastDecision: s.lastDecision === null ? null : { at: iso(s.lastDecision.at), verdict: s.lastDecision.verdict, reason: s.lastDecision.reason },
+      reason: s.phase === 'succeeded' || s.phase === 'rolled_back' || s.phase === 'aborted' ? s.reason : null,
+      stepStartedAt: stepStartedAt === null ? null : iso(stepStartedAt),
+      stepEndsAt: stepEndsAt === null ? null : iso(stepEndsAt),
+      generation: s.generation,
+    }
+  }
+
+  /** Window figures of both sides, cached briefly: one scrape reads them for several metrics. */
+  figures(): { stable: SideSummary; canary: SideSummary } {
+    const now = this.#deps.clock.now()
+    const cached = this.#figuresCache
+    if (cached !== null && now - cached.at >= 0 && now - cached.at < 50) return cached
+    const { stats } = this.#deps
+    const fresh = { at: now, stable: summarize(stats.stable.window.read(now)), canary: summarize(stats.canary.window.read(now)) }
+    this.#figuresCache = fresh
+    return fresh
+  }
+
+  /** Waits for pending state and audit writes. */
+  async flush(): Promise<void> {
+    await this.#deps.store.close()
+  }
+
+  #onCanaryError(): void {
+    if (this.#evaluationScheduled || !isUnderWay(this.#state.phase)) return
+    this.#evaluationScheduled = true
+    const { clock } = this.#deps
+    const wait = Math.max(0, this.#lastEvaluationAt + MIN_EVALUATION_GAP_MS - clock.now())
+    clock.after(wait, () => {
+      this.#evaluationScheduled = false
+      this.evaluate()
+    })
+  }
+
+  async #apply(result: TransitionResult): Promise<void> {
+    if (!result.ok) return
+    this.#state = result.state
+    const { clock, stats, log, pools, audit } = this.#deps
+    const now = clock.now()
+    let persisted: Promise<void> = Promise.resolve()
+    for (const effect of result.effects) {
+      switch (effect.type) {
+        case 'resetCanaryFigures':
+          stats.canary.window.reset(now)
+          this.#figuresCache = null
+          break
+        case 'promoted':
+          stats.canary.window.reset(now)
+          stats.stable.window.reset(now)
+          this.#baseline = null
+          this.#figuresCache = null
+          break
+        case 'rolledBack':
+          this.#rollbacks++
+          break
+        case 'publish':
+          this.ref.publish(this.#compile())
+          void pools.retain(this.#state.canaryUrl === null ? [this.#state.stableUrl] : [this.#state.stableUrl, this.#state.canaryUrl])
+          break
+        case 'persist':
+          persisted = this.#persist()
+          break
+        case 'audit': {
+          const r = effect.record
+          const level = r.action === 'rollback' ? 'warn' : 'info'
+          log[level]({ actor: r.actor, action: r.action, from: r.from, to: r.to }, `rollout ${r.action}: ${r.from.phase} ${r.from.weight}% -> ${r.to.phase} ${r.to.weight}%: ${r.reason ?? ''}`)
+          audit.append(r).catch((error: unknown) => log.error({ err: error }, `cannot append to the audit log ${audit.file}`))
+          break
+        }
+      }
+    }
+    await persisted
+  }
+
+  #persist(): Promise<void> {
+    const { store, log } = this.#deps
+    return store.save(this.#state).catch((error: unknown) => {
+      this.#persistFailures++
+      log.error({ err: error }, `cannot save the rollout state to ${store.name}; the change is applied but would not survive a restart`)
+      throw error
+    })
+  }
+
+  #auditNote(action: string, reason: string, actor: Actor): Promise<void> {
+    const s = this.#state
+    const at = this.#deps.clock.now()
+    this.#deps.log.warn({ action }, reason)
+    return this.#deps.audit.append({ at, actor, action, from: { phase: s.phase, weight: s.weight }, to: { phase: s.phase, weight: s.weight }, reason }).catch(() => undefined)
+  }
+
+  #compile(): RoutingSnapshot {
+    const s = this.#state
+    const routing = this.#deps.config.routing
+    return compileSnapshot(
+      {
+        stable: this.#target('stable', s.stableUrl),
+        canary: s.canaryUrl === null ? null : this.#target('canary', s.canaryUrl),
+        weight: s.weight,
+        overrideHeader: routing.overrideHeader,
+        stickyHeader: routing.stickyHeader,
+        stickyCookie: routing.stickyCookie,
+        responseTimeoutMs: routing.responseTimeoutMs,
+        preserveHost: routing.preserveHost,
+      },
+      ++this.#version,
+    )
+  }
+
+  #target(side: SideName, url: string): UpstreamTarget {
+    const parsed = new URL(url)
+    const basePath = parsed.pathname === '/' ? '' : parsed.pathname.replace(/\/+$/, '')
+    return { side, url, host: parsed.host, basePath, dispatcher: this.#deps.pools.get(url), stats: this.#deps.stats[side] }
+  }
+}
+
+function p99(histogram: CanaryFigures['latency']): number | null {
+  return histogram.totalCount === 0 ? null : histogram.getValueAtPercentile(99)
+}
+
+/** After a restart the current step (or bake) is observed afresh: its figures were in memory. */
+function resumeObservation(state: RolloutState, now: number): RolloutState {
+  if (state.phase === 'progressing') return { ...state, stepStartedAt: now }
+  if (state.phase === 'baking') return { ...state, bakeStartedAt: now }
+  return state
+}

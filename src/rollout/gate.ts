@@ -1,0 +1,139 @@
+/** The analysis gate: canary and stable window figures + thresholds -> pass, fail (with the reason in words) or insufficient. Pure. */
+import type { Histogram } from 'hdr-histogram-js'
+import type { AnalysisConfig } from '../config/schema.js'
+import { countAbove } from '../stats/latency-histogram.js'
+import { differenceLowerBound, wilsonBounds } from './confidence.js'
+import type { Decision } from './phase.js'
+
+export interface GateFigures {
+  readonly requests: number
+  readonly errors: number
+  /** p99 of the upstream responses, in microseconds; null when none were measured. */
+  readonly p99Us: number | null
+}
+
+export interface CanaryFigures extends GateFigures {
+  /** The window's latency histogram (microseconds), for counting how many responses exceed a bound. */
+  readonly latency: Histogram
+}
+
+export interface StableFigures extends GateFigures {
+  /** True when these are the last figures measured before stable traffic left the window (at 100% and in the bake). */
+  readonly baseline: boolean
+}
+
+export interface GateSettings extends AnalysisConfig {
+  /** z for analysis.confidence, computed once (zForConfidence). */
+  readonly z: number
+}
+
+interface Finding {
+  readonly breached: boolean
+  /** Breached and significant at the configured confidence. */
+  readonly conclusive: boolean
+  readonly text: string
+}
+
+/**
+ * Each configured check compares the observed canary figure with its
+ * threshold. A breach only fails the canary when it is also conclusive: the
+ * one-sided lower confidence bound of the canary's share of errors (or of
+ * responses slower than the latency bound; p99 > T means more than 1% of
+ * responses are slower than T) is itself above the threshold. A breach that is
+ * not yet conclusive holds the step like too little traffic does: it neither
+ * rolls back on one unlucky error nor advances a suspect canary.
+ */
+export function evaluateGate(canary: CanaryFigures, stable: StableFigures | null, s: GateSettings, now: number): Decision {
+  if (canary.requests < s.minRequests) {
+    return { at: now, verdict: 'insufficient', reason: `holding: ${canary.requests} of ${s.minRequests} canary requests in the window; no verdict yet` }
+  }
+  const stableUsable = stable !== null && stable.requests >= s.minRequests ? stable : null
+  const findings: Finding[] = []
+  const n = canary.requests
+  const rate = canary.errors / n
+
+  if (s.maxErrorRate !== null) {
+    const breached = rate > s.maxErrorRate
+    findings.push({
+      breached,
+      conclusive: breached && wilsonBounds(canary.errors, n, s.z).lower > s.maxErrorRate,
+      text: `canary error rate ${pct(rate)} over ${count(n)} requests ${breached ? '>' : '<='} max ${pct(s.maxErrorRate)}`,
+    })
+  }
+  if (s.maxErrorRateIncrease !== null && stableUsable !== null) {
+    const stableRate = stableUsable.errors / stableUsable.requests
+    const increase = rate - stableRate
+    const breached = increase > s.maxErrorRateIncrease
+    findings.push({
+      breached,
+      conclusive: breached && differenceLowerBound(canary.errors, n, stableUsable.errors, stableUsable.requests, s.z) > s.maxErrorRateIncrease,
+      text: `canary error rate ${pct(rate)} vs ${stableName(stableUsable)} ${pct(stableRate)} (${count(n)} vs ${count(stableUsable.requests)} requests): increase ${points(increase)} ${breached ? '>' : '<='} max ${points(s.maxErrorRateIncrease)}`,
+    })
+  }
+  const latencyCount = canary.latency.totalCount
+  if (canary.p99Us !== null && latencyCount > 0) {
+    if (s.maxP99Ms !== null) {
+      const boundUs = s.maxP99Ms * 1000
+      findings.push(latencyFinding(canary, boundUs, s.z, `canary p99 ${ms(canary.p99Us)} over ${count(latencyCount)} responses`, `max ${ms(boundUs)}`))
+    }
+    if (s.maxP99Ratio !== null && stableUsable !== null && stableUsable.p99Us !== null && stableUsable.p99Us > 0) {
+      const sp99 = stableUsable.p99Us
+      const boundUs = Math.max(sp99 * s.maxP99Ratio, sp99 + s.minP99DeltaMs * 1000)
+      const ratio = canary.p99Us / sp99
+      findings.push(
+        latencyFinding(
+          canary,
+          boundUs,
+          s.z,
+          `canary p99 ${ms(canary.p99Us)} is ${ratio.toFixed(2)}x ${stableName(stableUsable)} p99 ${ms(sp99)} (${count(latencyCount)} vs ${count(stableUsable.requests)} requests)`,
+          `max ${s.maxP99Ratio}x and ${ms(s.minP99DeltaMs * 1000)} above stable, i.e. ${ms(boundUs)}`,
+        ),
+      )
+    }
+  }
+
+  const failed = findings.filter((f) => f.conclusive)
+  if (failed.length > 0) return { at: now, verdict: 'fail', reason: failed.map((f) => f.text).join('; ') }
+  const suspect = findings.filter((f) => f.breached)
+  if (suspect.length > 0) {
+    const confidence = `${Math.round(s.confidence * 1000) / 10}%`
+    return { at: now, verdict: 'insufficient', reason: `holding: ${suspect.map((f) => f.text).join('; ')}, not yet conclusive at ${confidence} confidence; collecting more requests` }
+  }
+  if (findings.length === 0) return { at: now, verdict: 'pass', reason: `${count(n)} canary requests; no checks configured` }
+  const latency = (f: GateFigures): string => (f.p99Us === null ? '' : `, p99 ${ms(f.p99Us)}`)
+  const reference = stableUsable === null ? '' : `; ${stableName(stableUsable)} ${pct(stableUsable.errors / stableUsable.requests)}${latency(stableUsable)} over ${count(stableUsable.requests)}`
+  return { at: now, verdict: 'pass', reason: `canary error rate ${pct(rate)}${latency(canary)} over ${count(n)} requests${reference}: within all ${findings.length} checks` }
+}
+
+function latencyFinding(canary: CanaryFigures, boundUs: number, z: number, observed: string, limit: string): Finding {
+  const p99 = canary.p99Us ?? 0
+  const breached = p99 > boundUs
+  const slower = breached ? countAbove(canary.latency, boundUs) : 0
+  return {
+    breached,
+    conclusive: breached && wilsonBounds(slower, canary.latency.totalCount, z).lower > 0.01,
+    text: `${observed} ${breached ? '>' : '<='} ${limit}`,
+  }
+}
+
+function stableName(stable: StableFigures): string {
+  return stable.baseline ? 'stable baseline' : 'stable'
+}
+
+export function pct(ratio: number): string {
+  const value = ratio * 100
+  return `${value !== 0 && value < 0.1 ? value.toFixed(2) : value.toFixed(1)}%`
+}
+
+function points(ratio: number): string {
+  return `${(ratio * 100).toFixed(2)} points`
+}
+
+function ms(us: number): string {
+  const value = us / 1000
+  return `${value < 10 ? value.toFixed(2) : value < 100 ? value.toFixed(1) : Math.round(value)}ms`
+}
+
+function count(n: number): string {
+  return n.toLocaleString('en-US')
+}

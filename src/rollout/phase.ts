@@ -1,0 +1,104 @@
+/** Rollout phases, the state each one carries, the events that move it, and the effects a transition asks for. */
+
+export type Phase = 'idle' | 'progressing' | 'paused' | 'baking' | 'succeeded' | 'rolled_back' | 'aborted'
+
+/** A rollout is under way while progressing, paused or baking (SPEC "Rollout phases"). */
+export function isUnderWay(phase: Phase): boolean {
+  return phase === 'progressing' || phase === 'paused' || phase === 'baking'
+}
+
+export interface Decision {
+  readonly at: number
+  readonly verdict: 'pass' | 'fail' | 'insufficient'
+  readonly reason: string
+}
+
+/** Fields every phase has. */
+interface Common {
+  readonly stableUrl: string
+  /** The canary slot: set while a canary is known, kept after rolled_back/aborted for `x-canary: always`. */
+  readonly canaryUrl: string | null
+  /** Counts rollouts started; figures of a new rollout start empty. */
+  readonly generation: number
+  readonly updatedAt: number
+  /** The config's upstream URLs when last reconciled, so a changed config can be told from a promotion. */
+  readonly configStable: string
+  readonly configCanary: string | null
+  readonly lastDecision: Decision | null
+}
+
+export interface IdleState extends Common {
+  readonly phase: 'idle'
+  readonly weight: 0
+}
+
+export interface ProgressingState extends Common {
+  readonly phase: 'progressing'
+  readonly weight: number
+  /** Index into the steps; the weight may sit between steps after a manual set-weight and resume. */
+  readonly stepIndex: number
+  /** When the observation of this step began (restarts after a restart of the process). */
+  readonly stepStartedAt: number
+}
+
+export interface PausedState extends Common {
+  readonly phase: 'paused'
+  readonly weight: number
+  /** Index of the highest step at or below the weight, or null when below the first. */
+  readonly stepIndex: number | null
+}
+
+export interface BakingState extends Common {
+  readonly phase: 'baking'
+  readonly weight: 100
+  readonly stepIndex: number | null
+  readonly bakeStartedAt: number
+}
+
+export interface EndedState extends Common {
+  readonly phase: 'succeeded' | 'rolled_back' | 'aborted'
+  readonly weight: 0
+  readonly reason: string
+}
+
+export type RolloutState = IdleState | ProgressingState | PausedState | BakingState | EndedState
+
+export type Actor = string
+
+export type RolloutEvent =
+  | { readonly type: 'start'; readonly canary: string | null }
+  | { readonly type: 'pause' }
+  | { readonly type: 'resume' }
+  | { readonly type: 'promote' }
+  | { readonly type: 'abort'; readonly reason: string | null }
+  | { readonly type: 'setWeight'; readonly weight: number }
+  /** A verdict of the analysis gate, given at `now`. */
+  | { readonly type: 'analysis'; readonly verdict: Decision }
+
+export type OperatorAction = Exclude<RolloutEvent, { type: 'analysis' }>['type']
+
+export interface AuditRecord {
+  readonly at: number
+  readonly actor: Actor
+  readonly action: string
+  readonly from: { readonly phase: Phase; readonly weight: number }
+  readonly to: { readonly phase: Phase; readonly weight: number }
+  readonly reason: string | null
+}
+
+export type Effect =
+  /** Weights or upstreams changed: compile and publish a new routing snapshot. */
+  | { readonly type: 'publish' }
+  | { readonly type: 'persist' }
+  | { readonly type: 'audit'; readonly record: AuditRecord }
+  /** A new rollout: canary figures start empty. */
+  | { readonly type: 'resetCanaryFigures' }
+  /** The canary became the stable: both sides' figures start empty, the stable baseline is forgotten. */
+  | { readonly type: 'promoted' }
+  | { readonly type: 'rolledBack' }
+
+export interface RolloutSettings {
+  readonly steps: readonly number[]
+  readonly stepDurationMs: number
+  readonly bakeMs: number
+}

@@ -1,0 +1,83 @@
+/** RoutingSnapshot: everything one request needs to choose and reach a side, compiled once and never mutated. */
+import type { Dispatcher } from 'undici'
+import type { SideStats } from '../stats/side-stats.js'
+
+export type SideName = 'stable' | 'canary'
+
+/** One upstream as the data plane sees it; its pool and stats outlive snapshots. */
+export interface UpstreamTarget {
+  readonly side: SideName
+  readonly url: string
+  /** `host[:port]` of the upstream URL, sent as Host when preserveHost is off. */
+  readonly host: string
+  /** Path prefix of the upstream URL without a trailing slash ('' for none). */
+  readonly basePath: string
+  readonly dispatcher: Dispatcher
+  readonly stats: SideStats
+}
+
+export interface RoutingSnapshot {
+  readonly version: number
+  readonly stable: UpstreamTarget
+  /** Null when no canary is known: everything goes to stable, `always` included. */
+  readonly canary: UpstreamTarget | null
+  /** Canary weight in percent (0..100, steps of 0.01). */
+  readonly weight: number
+  /** weight * 100 as an integer: a request goes to canary when its bucket (0..9999) is below it. */
+  readonly canaryThreshold: number
+  /** Lower-case header names, or null when the feature is off (one null check per request). */
+  readonly overrideHeader: string | null
+  readonly stickyHeader: string | null
+  readonly stickyCookie: string | null
+  readonly responseTimeoutMs: number
+  readonly preserveHost: boolean
+}
+
+export interface SnapshotInput {
+  readonly stable: UpstreamTarget
+  readonly canary: UpstreamTarget | null
+  readonly weight: number
+  readonly overrideHeader: string | null
+  readonly stickyHeader: string | null
+  readonly stickyCookie: string | null
+  readonly responseTimeoutMs: number
+  readonly preserveHost: boolean
+}
+
+/** Pure: the same input gives an equal snapshot; frozen so a published one can never change under a request. */
+export function compileSnapshot(input: SnapshotInput, version: number): RoutingSnapshot {
+  const weight = input.canary === null ? 0 : input.weight
+  return Object.freeze({
+    version,
+    stable: input.stable,
+    canary: input.canary,
+    weight,
+    canaryThreshold: Math.round(weight * 100),
+    overrideHeader: input.overrideHeader,
+    stickyHeader: input.stickyHeader,
+    stickyCookie: input.stickyCookie,
+    responseTimeoutMs: input.responseTimeoutMs,
+    preserveHost: input.preserveHost,
+  })
+}
+
+/**
+ * The single mutable reference. A request reads `current` once and keeps what
+ * it got to the end; the control plane swaps in a whole new snapshot. One
+ * assignment on one event loop: no request ever sees half an update.
+ */
+export class SnapshotRef {
+  #current: RoutingSnapshot
+
+  constructor(initial: RoutingSnapshot) {
+    this.#current = initial
+  }
+
+  get current(): RoutingSnapshot {
+    return this.#current
+  }
+
+  publish(next: RoutingSnapshot): void {
+    this.#current = next
+  }
+}

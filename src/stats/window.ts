@@ -1,0 +1,128 @@
+/** SlidingWindow: one side's requests, errors and latency over the last `analysis.window`, as a ring of time slots. */
+import type { Histogram } from 'hdr-histogram-js'
+import { HIGHEST_TRACKABLE_US, newLatencyHistogram } from './latency-histogram.js'
+
+/**
+ * The ring (slotCount slots of slotMs each; slot k covers [k*slotMs, (k+1)*slotMs)):
+ *
+ *     closed = sum of every slot but the current one      current <- the hot path writes here
+ *     [ s0 ][ s1 ][ s2 ] ... [ sN-1 ]                     (no clock read per request)
+ *
+ * advance(now) closes the current slot into `closed`, and the slot that falls
+ * out of the window is subtracted from `closed` and reused. A read is then
+ * closed + current: two histogram adds, however many slots there are.
+ * Invariant: closed == sum(slots) - current, counts and latencies alike.
+ * Memory is fixed at construction: (slotCount + 2) histograms.
+ */
+export class SlidingWindow {
+  readonly windowMs: number
+  readonly slotMs: number
+  readonly slotCount: number
+  readonly #slots: Slot[]
+  #current: Slot
+  #currentIndex = 0
+  #currentSlotNo: number
+  readonly #closed = new Slot()
+  readonly #merged: Histogram = newLatencyHistogram()
+
+  constructor(windowMs: number, now: number, slotCount = defaultSlotCount(windowMs)) {
+    this.windowMs = windowMs
+    this.slotCount = slotCount
+    this.slotMs = Math.max(1, Math.ceil(windowMs / slotCount))
+    this.#slots = Array.from({ length: slotCount }, () => new Slot())
+    this.#current = this.#slots[0] as Slot
+    this.#currentSlotNo = Math.floor(now / this.slotMs)
+  }
+
+  /** The hot call: one upstream response (any status); `isError` for 5xx. */
+  recordResponse(isError: boolean, latencyUs: number): void {
+    const slot = this.#current
+    slot.requests++
+    if (isError) slot.errors++
+    slot.latency.recordValue(latencyUs < 1 ? 1 : latencyUs > HIGHEST_TRACKABLE_US ? HIGHEST_TRACKABLE_US : latencyUs)
+  }
+
+  /** An exchange that got no response (connect failure, reset, timeout): an error with no latency. */
+  recordFailure(): void {
+    const slot = this.#current
+    slot.requests++
+    slot.errors++
+  }
+
+  /** Moves the ring forward to `now`; cheap when nothing expired. */
+  advance(now: number): void {
+    const slotNo = Math.floor(now / this.slotMs)
+    const steps = slotNo - this.#currentSlotNo
+    if (steps <= 0) return
+    this.#currentSlotNo = slotNo
+    if (steps >= this.slotCount) {
+      for (const slot of this.#slots) slot.reset()
+      this.#closed.reset()
+      return
+    }
+    for (let s = 0; s < steps; s++) {
+      this.#closed.add(this.#current)
+      this.#currentIndex = (this.#currentIndex + 1) % this.slotCount
+      const expiring = this.#slots[this.#currentIndex] as Slot
+      this.#closed.subtract(expiring)
+      expiring.reset()
+      this.#current = expiring
+    }
+  }
+
+  /** Figures over the window ending at `now`. The histogram is shared scratch: valid until the next read. */
+  read(now: number): WindowFigures {
+    this.advance(now)
+    const merged = this.#merged
+    merged.reset()
+    if (this.#closed.latency.totalCount > 0) merged.add(this.#closed.latency)
+    if (this.#current.latency.totalCount > 0) merged.add(this.#current.latency)
+    const requests = this.#closed.requests + this.#current.requests
+    const errors = this.#closed.errors + this.#current.errors
+    return { requests, errors, errorRate: requests === 0 ? 0 : errors / requests, latency: merged }
+  }
+
+  /** Forgets everything: a new rollout starts with empty figures. */
+  reset(now: number): void {
+    for (const slot of this.#slots) slot.reset()
+    this.#closed.reset()
+    this.#currentSlotNo = Math.floor(now / this.slotMs)
+  }
+}
+
+export interface WindowFigures {
+  readonly requests: number
+  readonly errors: number
+  readonly errorRate: number
+  /** Latency of the upstream responses in the window, in microseconds. */
+  readonly latency: Histogram
+}
+
+/** About 30 slots: expiry within 1/30 of the window, slots no shorter than 50ms. */
+function defaultSlotCount(windowMs: number): number {
+  return Math.max(1, Math.min(30, Math.floor(windowMs / 50)))
+}
+
+class Slot {
+  requests = 0
+  errors = 0
+  readonly latency: Histogram = newLatencyHistogram()
+
+  add(other: Slot): void {
+    this.requests += other.requests
+    this.errors += other.errors
+    if (other.latency.totalCount > 0) this.latency.add(other.latency)
+  }
+
+  subtract(other: Slot): void {
+    this.requests -= other.requests
+    this.errors -= other.errors
+    if (other.latency.totalCount > 0) this.latency.subtract(other.latency)
+  }
+
+  reset(): void {
+    this.requests = 0
+    this.errors = 0
+    if (this.latency.totalCount > 0) this.latency.reset()
+  }
+}

@@ -56,6 +56,8 @@ export function prepareResponseHeaders(headers: OutgoingHttpHeaders): OutgoingHt
   if (typeof connection === 'string') removeNominated(headers, connection, true)
   for (let i = 0; i < RESPONSE_HOP_BY_HOP.length; i++) {
     const name = RESPONSE_HOP_BY_HOP[i]!
+    // undici's parsed header object is ours to edit; Node's writeHead refuses undefined values.
+    // eslint-disable-next-line @typescript-eslint/no-dynamic-delete
     if (headers[name] !== undefined) delete headers[name]
   }
   return headers
@@ -70,6 +72,7 @@ function removeNominated(headers: Record<string, unknown>, connection: string, h
     // A client must not be able to strip the headers the proxy itself sets.
     if (name === '' || name.startsWith('x-forwarded-') || name === 'host') continue
     if (headers[name] !== undefined) {
+      // eslint-disable-next-line @typescript-eslint/no-dynamic-delete -- see prepareResponseHeaders
       if (hard) delete headers[name]
       else headers[name] = undefined
     }

@@ -1,5 +1,5 @@
 /** The admin plane: probes, /metrics, the JSON API that drives rollouts, and the dashboard, on their own listener. */
-import fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import { CanaryProxyError, messageOf, statusOf, type ErrorCode } from '../core/errors.js'
@@ -29,7 +29,7 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
   const auth = new TokenAuth(deps.tokens)
   const app = fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024,
     // Fastify's defaults coerce "50" into 50 and silently drop unknown fields;
     // the admin API must refuse both with a 400 naming the field.
@@ -42,7 +42,8 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
     const text = String(body)
-    if (text.trim() === '') return done(null, undefined)
+    // An empty body is no fields at all, like no body: see the preValidation hook.
+    if (text.trim() === '') return done(null, {})
     try {
       done(null, JSON.parse(text))
     } catch (error) {
@@ -55,7 +56,7 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
       const { field, message } = describeValidation(error.validation)
       return sendError(reply, 'CPX_ERR_ADMIN_BAD_INPUT', message, field)
     }
-    if (error instanceof CanaryProxyError) return sendError(reply, error.code, error.message)
+    if (error instanceof CanaryProxyError) return sendError(reply, error.code, error.message, error instanceof BadField ? error.field : undefined)
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send({ error: 'body: larger than 64 KiB', code: error.code })
     if (typeof error.statusCode === 'number' && error.statusCode < 500) return reply.code(error.statusCode).send({ error: error.message, code: error.code ?? 'CPX_ERR_ADMIN_BAD_INPUT' })
     deps.log.error({ err: error }, 'admin request failed')
@@ -83,6 +84,12 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
       method,
       url,
       schema: { body: schema },
+      // No body at all (`curl -X POST .../pause`, the CLI's pause/resume/promote)
+      // means no fields: validate it as {}, so `weight` is named as required
+      // and the bodiless calls work. A JSON `null` body stays null and is refused.
+      preValidation: async (request) => {
+        if (request.body === undefined) request.body = {}
+      },
       onRequest: async (request, reply) => {
         const result = auth.check(request.headers.authorization)
         if (!result.ok) {
@@ -118,7 +125,7 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
   mutation('POST', '/api/v1/rollout/start', bodySchemas.start, (body) => {
     const canary = typeof body.canary === 'string' ? body.canary : null
     const problem = canary === null ? null : upstreamUrlProblem(canary)
-    if (problem !== null) throw new CanaryProxyError('CPX_ERR_ADMIN_BAD_INPUT', { detail: `canary: ${problem} (got ${JSON.stringify(canary)})` })
+    if (problem !== null) throw new BadField('canary', `${problem} (got ${JSON.stringify(canary)})`)
     return { type: 'start', canary }
   })
   mutation('POST', '/api/v1/rollout/pause', bodySchemas.pause, () => ({ type: 'pause' }))
@@ -126,6 +133,16 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
   mutation('POST', '/api/v1/rollout/promote', bodySchemas.promote, () => ({ type: 'promote' }))
   mutation('POST', '/api/v1/rollout/abort', bodySchemas.abort, (body) => ({ type: 'abort', reason: typeof body.reason === 'string' ? body.reason : null }))
   return app
+}
+
+/** Bad input found after schema validation (a check JSON schema cannot express), naming its field like a schema error. */
+class BadField extends CanaryProxyError {
+  readonly field: string
+
+  constructor(field: string, what: string) {
+    super('CPX_ERR_ADMIN_BAD_INPUT', { detail: `${field}: ${what}` })
+    this.field = field
+  }
 }
 
 function sendError(reply: FastifyReply, code: ErrorCode, message: string, field?: string): FastifyReply {

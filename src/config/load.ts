@@ -143,12 +143,6 @@ function schemaIssues(errors: readonly ErrorObject[]): ConfigIssue[] {
       case 'minLength':
         message = 'must not be empty'
         break
-      case 'maximum':
-      case 'minimum':
-      case 'exclusiveMaximum':
-      case 'exclusiveMinimum':
-        message = `${e.message ?? 'is out of range'}${shown(e.data)}`
-        break
       default:
         message = e.message ?? 'is not valid'
     }
@@ -225,7 +219,8 @@ function semanticIssues(data: Record<string, unknown>): ConfigIssue[] {
       if (typeof step !== 'number') return
       if (!hasAtMostTwoDecimals(step)) issues.push({ path: `rollout.steps[${i}]`, message: `must have at most two decimals, as weights go in steps of 0.01 (got ${step})` })
       const before: unknown = steps[i - 1]
-      if (typeof before === 'number' && step <= before) issues.push({ path: `rollout.steps[${i}]`, message: `must be greater than the step before it (${before}); steps go up in order` })
+      // An out-of-range step is reported once, not again as out of order.
+      if (typeof before === 'number' && before > 0 && before <= 100 && step > 0 && step <= 100 && step <= before) issues.push({ path: `rollout.steps[${i}]`, message: `must be greater than the step before it (${before}); steps go up in order` })
     })
   }
 
@@ -246,6 +241,9 @@ function semanticIssues(data: Record<string, unknown>): ConfigIssue[] {
   const hasToken = (typeof admin.token === 'string' && admin.token !== '') || (tokens !== null && typeof tokens === 'object' && Object.keys(tokens).length > 0)
   if (!hasToken && typeof admin.host === 'string' && !isLoopback(admin.host)) {
     issues.push({ path: 'admin.host', message: `refusing to serve the admin API on non-loopback address ${admin.host} without admin.token; set a token or listen on 127.0.0.1` })
+  }
+  if (typeof section('state').redis === 'string') {
+    issues.push({ path: 'state.redis', message: 'shared state in Redis is not available in this version yet; remove it to keep the state in state.file' })
   }
   const listenPort = section('listen').port
   if (typeof listenPort === 'number' && listenPort !== 0 && listenPort === admin.port) {

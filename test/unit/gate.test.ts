@@ -1,0 +1,112 @@
+import t from 'tap'
+import type { AnalysisConfig } from '../../src/config/schema.js'
+import { zForConfidence } from '../../src/rollout/confidence.js'
+import { evaluateGate, type CanaryFigures, type GateSettings, type StableFigures } from '../../src/rollout/gate.js'
+import { newLatencyHistogram } from '../../src/stats/latency-histogram.js'
+
+const analysis: AnalysisConfig = {
+  intervalMs: 1000,
+  windowMs: 30_000,
+  minRequests: 50,
+  maxErrorRate: 0.01,
+  maxErrorRateIncrease: 0.005,
+  maxP99Ms: 500,
+  maxP99Ratio: 1.5,
+  minP99DeltaMs: 5,
+  confidence: 0.99,
+}
+const settings = (over: Partial<AnalysisConfig> = {}): GateSettings => {
+  const a = { ...analysis, ...over }
+  return { ...a, z: zForConfidence(a.confidence) }
+}
+
+/** Canary figures with `requests` responses, `errors` of them 5xx, latencies from fn(i) in ms. */
+function canary(requests: number, errors: number, latencyMs: (i: number) => number = () => 10): CanaryFigures {
+  const h = newLatencyHistogram()
+  for (let i = 0; i < requests; i++) h.recordValue(Math.round(latencyMs(i) * 1000))
+  return { requests, errors, p99Us: requests === 0 ? null : h.getValueAtPercentile(99), latency: h }
+}
+const stable = (requests: number, errors: number, p99Ms = 10, baseline = false): StableFigures => ({ requests, errors, p99Us: p99Ms * 1000, baseline })
+
+t.test('no verdict before minRequests canary requests, whatever they show', async (t) => {
+  const d = evaluateGate(canary(49, 49), stable(1000, 0), settings(), 1)
+  t.equal(d.verdict, 'insufficient')
+  t.match(d.reason, /49 of 50 canary requests/)
+})
+
+t.test('the issue example reads as written', async (t) => {
+  const d = evaluateGate(canary(240, 29), stable(1000, 0), settings({ maxErrorRateIncrease: null, maxP99Ratio: null }), 1)
+  t.equal(d.verdict, 'fail')
+  t.match(d.reason, 'canary error rate 12.1% over 240 requests > max 1.0%')
+})
+
+t.test('a canary returning 30% 5xx fails as soon as it has minRequests', async (t) => {
+  for (const min of [10, 20, 50]) {
+    const d = evaluateGate(canary(min, Math.round(min * 0.3)), stable(1000, 0), settings({ minRequests: min }), 1)
+    t.equal(d.verdict, 'fail', `at minRequests ${min}`)
+  }
+})
+
+t.test('hard failure: 100% 5xx fails at minRequests', async (t) => {
+  t.equal(evaluateGate(canary(20, 20), stable(500, 2), settings({ minRequests: 20 }), 1).verdict, 'fail')
+})
+
+t.test('one unlucky error among few requests holds instead of rolling back', async (t) => {
+  const d = evaluateGate(canary(20, 1), stable(2000, 10), settings({ minRequests: 20 }), 1)
+  t.equal(d.verdict, 'insufficient', 'observed 5% > 1% but not conclusive at 99%')
+  t.match(d.reason, /not yet conclusive at 99% confidence/)
+})
+
+t.test('confidence 0.5 compares the observed figures as they are', async (t) => {
+  const d = evaluateGate(canary(20, 1), stable(2000, 10), settings({ minRequests: 20, confidence: 0.5 }), 1)
+  t.equal(d.verdict, 'fail')
+})
+
+t.test('error-rate increase over stable', async (t) => {
+  const s = settings({ maxErrorRate: null, maxP99Ms: null, maxP99Ratio: null })
+  t.equal(evaluateGate(canary(2000, 60), stable(20_000, 100), s, 1).verdict, 'fail', '3% vs 0.5% over plenty of requests')
+  t.equal(evaluateGate(canary(2000, 12), stable(20_000, 100), s, 1).verdict, 'pass', '0.6% vs 0.5% is within 0.5 points')
+  const noStable = evaluateGate(canary(2000, 60), stable(10, 0), s, 1)
+  t.equal(noStable.verdict, 'pass', 'without enough stable requests the increase check is not applied')
+})
+
+t.test('absolute p99', async (t) => {
+  const s = settings({ maxErrorRate: null, maxErrorRateIncrease: null, maxP99Ratio: null })
+  const slow = evaluateGate(canary(200, 0, () => 800), stable(1000, 0), s, 1)
+  t.equal(slow.verdict, 'fail')
+  t.match(slow.reason, /canary p99 800ms over 200 responses > max 500ms/)
+  t.equal(evaluateGate(canary(200, 0, () => 100), stable(1000, 0), s, 1).verdict, 'pass')
+  // 1 slow response in 100 puts p99 at the slow value, but is one sample, not a trend.
+  const one = evaluateGate(canary(100, 0, (i) => (i === 0 ? 900 : 10)), stable(1000, 0), s, 1)
+  t.not(one.verdict, 'fail', 'a single outlier does not roll back')
+})
+
+t.test('p99 ratio against stable, with the minP99Delta floor', async (t) => {
+  const s = settings({ maxErrorRate: null, maxErrorRateIncrease: null, maxP99Ms: null })
+  const threeX = evaluateGate(canary(200, 0, () => 30), stable(2000, 0, 10), s, 1)
+  t.equal(threeX.verdict, 'fail', '3x slower fails')
+  t.match(threeX.reason, /3\.\d+x stable p99/)
+  t.equal(evaluateGate(canary(200, 0, () => 0.9), stable(2000, 0, 0.3), s, 1).verdict, 'pass', '3x of sub-millisecond noise is within minP99Delta')
+  t.equal(evaluateGate(canary(200, 0, () => 12), stable(2000, 0, 10), s, 1).verdict, 'pass', '1.2x passes')
+})
+
+t.test('the stable baseline stands in at 100% and is named so', async (t) => {
+  const s = settings({ maxErrorRate: null, maxP99Ms: null })
+  const d = evaluateGate(canary(500, 0, () => 40), stable(800, 0, 10, true), s, 1)
+  t.equal(d.verdict, 'fail')
+  t.match(d.reason, /stable baseline p99/)
+})
+
+t.test('checks absent from the config are off', async (t) => {
+  const none = settings({ maxErrorRate: null, maxErrorRateIncrease: null, maxP99Ms: null, maxP99Ratio: null })
+  const d = evaluateGate(canary(100, 100, () => 5000), stable(100, 0), none, 1)
+  t.equal(d.verdict, 'pass')
+  t.match(d.reason, /no checks configured/)
+})
+
+t.test('a healthy canary passes and the reason gives both sides', async (t) => {
+  const d = evaluateGate(canary(300, 1), stable(3000, 12), settings(), 42)
+  t.equal(d.verdict, 'pass')
+  t.equal(d.at, 42)
+  t.match(d.reason, /canary error rate 0\.3%.*over 300 requests; stable 0\.4%/)
+})

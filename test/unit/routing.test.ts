@@ -1,0 +1,74 @@
+import t from 'tap'
+import type { IncomingHttpHeaders } from 'node:http'
+import { pickSide } from '../../src/routing/pick-side.js'
+import { compileSnapshot, type UpstreamTarget } from '../../src/routing/snapshot.js'
+import { cookieValue, stickyBucket } from '../../src/routing/sticky-bucket.js'
+
+const target = (side: 'stable' | 'canary'): UpstreamTarget => ({ side, url: `http://${side}`, host: side, basePath: '', dispatcher: null as never, stats: null as never })
+const stable = target('stable')
+const canary = target('canary')
+const snapshot = (weight: number, over: Partial<Parameters<typeof compileSnapshot>[0]> = {}) =>
+  compileSnapshot({ stable, canary, weight, overrideHeader: 'x-canary', stickyHeader: 'x-user-id', stickyCookie: 'canary_user', responseTimeoutMs: 1000, preserveHost: true, ...over }, 1)
+
+t.test('sticky buckets are stable, in range and spread evenly', async (t) => {
+  t.equal(stickyBucket('user-42'), stickyBucket('user-42'))
+  const counts = new Array<number>(10).fill(0)
+  let outOfRange = 0
+  for (let i = 0; i < 100_000; i++) {
+    const b = stickyBucket(`user-${i}`)
+    if (!(Number.isInteger(b) && b >= 0 && b < 10_000)) outOfRange++
+    counts[Math.floor(b / 1000)]!++
+  }
+  t.equal(outOfRange, 0, 'every bucket is an integer in 0..9999')
+  // 10,000 expected per decile; 5 sigma of a binomial(100000, 0.1) is ~475.
+  for (const c of counts) t.ok(Math.abs(c - 10_000) < 475, `decile count ${c}`)
+})
+
+t.test('cookie values', async (t) => {
+  t.equal(cookieValue('a=1; canary_user=abc; b=2', 'canary_user'), 'abc')
+  t.equal(cookieValue('canary_user=abc', 'canary_user'), 'abc')
+  t.equal(cookieValue('xcanary_user=abc', 'canary_user'), null, 'a longer name is another cookie')
+  t.equal(cookieValue('canary_user_x=1; canary_user=z', 'canary_user'), 'z')
+  t.equal(cookieValue('canary_user=', 'canary_user'), null)
+  t.equal(cookieValue(undefined, 'canary_user'), null)
+})
+
+t.test('override header first, then sticky header, then cookie, then random', async (t) => {
+  const never = () => {
+    throw new Error('random must not be consulted')
+  }
+  const s = snapshot(5)
+  t.equal(pickSide(s, { 'x-canary': 'always' }, never), canary)
+  t.equal(pickSide(snapshot(100), { 'x-canary': 'never' }, never), stable)
+  const key = 'user-7'
+  const onCanaryAt = (stickyBucket(key) + 1) / 100
+  const h: IncomingHttpHeaders = { 'x-user-id': key }
+  t.equal(pickSide(snapshot(onCanaryAt), h, never), canary)
+  t.equal(pickSide(snapshot(onCanaryAt - 0.01), h, never), stable)
+  t.equal(pickSide(snapshot(onCanaryAt), { cookie: `canary_user=${key}` }, never), canary, 'cookie keys hash the same way')
+  t.equal(pickSide(snapshot(30), {}, () => 0.2999), canary)
+  t.equal(pickSide(snapshot(30), {}, () => 0.3), stable)
+  t.equal(pickSide(snapshot(0), {}, never), stable)
+  t.equal(pickSide(snapshot(100), {}, never), canary)
+})
+
+t.test('users only ever move stable -> canary as the weight grows', async (t) => {
+  const weights = [0.5, 5, 25, 50, 100]
+  let previous = new Set<string>()
+  for (const w of weights) {
+    const s = snapshot(w)
+    const onCanary = new Set<string>()
+    for (let i = 0; i < 2000; i++) if (pickSide(s, { 'x-user-id': `u${i}` }, Math.random) === canary) onCanary.add(`u${i}`)
+    for (const u of previous) if (!onCanary.has(u)) t.fail(`${u} left canary at ${w}%`)
+    t.ok(Math.abs(onCanary.size / 2000 - w / 100) < 0.05, `${onCanary.size} of 2000 users at ${w}%`)
+    previous = onCanary
+  }
+})
+
+t.test('no canary: everything to stable, weight forced to 0', async (t) => {
+  const s = compileSnapshot({ stable, canary: null, weight: 50, overrideHeader: 'x-canary', stickyHeader: null, stickyCookie: null, responseTimeoutMs: 1, preserveHost: true }, 2)
+  t.equal(s.weight, 0)
+  t.equal(pickSide(s, { 'x-canary': 'always' }, Math.random), stable)
+  t.ok(Object.isFrozen(s), 'published snapshots are frozen')
+  t.equal(snapshot(33.33).canaryThreshold, 3333)
+})

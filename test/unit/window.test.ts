@@ -1,0 +1,101 @@
+import t from 'tap'
+import { SlidingWindow } from '../../src/stats/window.js'
+import { SideStats, summarize } from '../../src/stats/side-stats.js'
+
+const T0 = 1_700_000_000_000
+
+t.test('counts and latency over the window; old slots expire', async (t) => {
+  const w = new SlidingWindow(10_000, T0) // 30 slots... of ~334ms
+  t.equal(w.slotCount, 30)
+  for (let i = 0; i < 100; i++) w.recordResponse(i % 10 === 0, 1000 + i)
+  let f = w.read(T0 + 1)
+  t.equal(f.requests, 100)
+  t.equal(f.errors, 10)
+  t.equal(f.errorRate, 0.1)
+  t.equal(f.latency.totalCount, 100)
+  w.advance(T0 + 5_000)
+  for (let i = 0; i < 50; i++) w.recordFailure()
+  f = w.read(T0 + 5_001)
+  t.equal(f.requests, 150, 'both batches inside the window')
+  t.equal(f.errors, 60)
+  t.equal(f.latency.totalCount, 100, 'failures carry no latency')
+  f = w.read(T0 + 10_500)
+  t.equal(f.requests, 50, 'the first batch has expired, the second has not')
+  f = w.read(T0 + 16_000)
+  t.equal(f.requests, 0, 'everything expires')
+  t.equal(f.latency.totalCount, 0)
+})
+
+t.test('a long gap expires everything at once', async (t) => {
+  const w = new SlidingWindow(1_000, T0)
+  w.recordResponse(false, 500)
+  t.equal(w.read(T0 + 60_000).requests, 0)
+  w.recordResponse(true, 500)
+  t.equal(w.read(T0 + 60_001).errors, 1)
+})
+
+t.test('the aggregate stays exact through many rotations (closed == sum of slots)', async (t) => {
+  const w = new SlidingWindow(3_000, T0, 6)
+  const recorded: { at: number; us: number }[] = []
+  let now = T0
+  for (let i = 0; i < 600; i++) {
+    now += 37
+    w.advance(now)
+    const us = 100 + ((i * 7919) % 5000)
+    w.recordResponse(false, us)
+    recorded.push({ at: now, us })
+  }
+  const f = w.read(now)
+  const slot = w.slotMs
+  const currentSlot = Math.floor(now / slot)
+  const expected = recorded.filter((r) => Math.floor(r.at / slot) > currentSlot - 6)
+  t.equal(f.requests, expected.length)
+  t.equal(f.latency.totalCount, expected.length)
+  const max = Math.max(...expected.map((r) => r.us))
+  t.ok(Math.abs(f.latency.getValueAtPercentile(100) - max) <= max * 0.001 + 1, 'max latency matches the samples in the window')
+})
+
+t.test('reset forgets the figures', async (t) => {
+  const w = new SlidingWindow(10_000, T0)
+  for (let i = 0; i < 10; i++) w.recordResponse(true, 10)
+  w.reset(T0 + 1)
+  t.equal(w.read(T0 + 2).requests, 0)
+})
+
+t.test('latencies beyond the histogram range are clamped, not dropped or thrown', async (t) => {
+  const w = new SlidingWindow(10_000, T0)
+  w.recordResponse(false, 10 * 3_600_000_000)
+  w.recordResponse(false, 0)
+  t.equal(w.read(T0).latency.totalCount, 2)
+})
+
+t.test('SideStats: status classes, duration buckets, aborts, onError hook', async (t) => {
+  const s = new SideStats('canary', 30_000, T0)
+  let errorsSeen = 0
+  s.onError = () => errorsSeen++
+  s.recordResponse(200, 800) // 0.8ms -> le 0.001
+  s.recordResponse(204, 3_000) // le 0.005
+  s.recordResponse(302, 40_000) // le 0.05
+  s.recordResponse(404, 1_000)
+  s.recordResponse(503, 2_000_000) // le 2.5
+  s.recordResponse(101, 100)
+  s.recordResponse(999, 100) // nonsense status counts as 5xx
+  s.recordFailure()
+  s.recordClientAbort()
+  t.same(Array.from(s.byClass), [1, 2, 1, 1, 2, 1])
+  t.equal(errorsSeen, 3, '5xx twice and one failure')
+  t.equal(s.clientAborts, 1)
+  t.equal(s.durationCount, 7)
+  t.equal(s.durationBuckets[0], 4, '<= 1ms: 800us, 1000us and the two 100us responses')
+  const sum = Array.from(s.durationBuckets).reduce((a, b) => a + b, 0)
+  t.equal(sum, 7)
+  const f = summarize(s.window.read(T0 + 1))
+  t.equal(f.requests, 8)
+  t.equal(f.errors, 3)
+  t.ok(f.p50Ms !== null && f.p99Ms !== null && f.p99Ms >= 1999, `p99 ${String(f.p99Ms)}ms`)
+})
+
+t.test('summary of an empty window has null percentiles', async (t) => {
+  const f = new SideStats('stable', 1000, T0).summarize(T0)
+  t.same(f, { requests: 0, errors: 0, errorRate: 0, p50Ms: null, p90Ms: null, p99Ms: null, p999Ms: null })
+})

@@ -56,7 +56,10 @@ export class SlidingWindow {
     if (steps <= 0) return
     this.#currentSlotNo = slotNo
     if (steps >= this.slotCount) {
-      for (const slot of this.#slots) slot.reset()
+      // Everything closed has expired. The current slot holds what was
+      // recorded since the last advance; nothing was recorded while nobody
+      // advanced unless the loop ran, so it is the newest data: keep it.
+      for (const slot of this.#slots) if (slot !== this.#current) slot.reset()
       this.#closed.reset()
       return
     }

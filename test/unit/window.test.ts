@@ -26,12 +26,17 @@ t.test('counts and latency over the window; old slots expire', async (t) => {
   t.equal(f.latency.totalCount, 0)
 })
 
-t.test('a long gap expires everything at once', async (t) => {
+t.test('a long gap expires everything closed at once', async (t) => {
   const w = new SlidingWindow(1_000, T0)
   w.recordResponse(false, 500)
-  t.equal(w.read(T0 + 60_000).requests, 0)
+  w.advance(T0 + 500)
   w.recordResponse(true, 500)
+  t.equal(w.read(T0 + 501).requests, 2)
+  t.equal(w.read(T0 + 60_000).requests, 1, 'closed slots expire; the current one holds the newest records')
   t.equal(w.read(T0 + 60_001).errors, 1)
+  // With regular advances (the controller's timer runs every slot), it expires like any other.
+  for (let at = T0 + 60_050; at <= T0 + 61_100; at += 50) w.advance(at)
+  t.equal(w.read(T0 + 61_100).requests, 0)
 })
 
 t.test('the aggregate stays exact through many rotations (closed == sum of slots)', async (t) => {

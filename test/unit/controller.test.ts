@@ -1,0 +1,164 @@
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import { configFromObject } from '../../src/config/load.js'
+import type { Config } from '../../src/config/schema.js'
+import { createLogger } from '../../src/log.js'
+import { UpstreamPools } from '../../src/proxy/upstreams.js'
+import { RolloutController } from '../../src/rollout/controller.js'
+import type { Phase, RolloutState } from '../../src/rollout/phase.js'
+import { SideStats } from '../../src/stats/side-stats.js'
+import { AuditLog } from '../../src/state/audit-log.js'
+import type { LoadResult, StateStore } from '../../src/state/store.js'
+import { FakeClock } from '../helpers/fake-clock.js'
+
+/** A StateStore in memory; `failNext` makes the next save reject like a full disk. */
+class MemoryStore implements StateStore {
+  readonly name = 'memory'
+  saved: RolloutState | null = null
+  saves = 0
+  failNext = false
+
+  async load(): Promise<LoadResult> {
+    return this.saved === null ? { kind: 'empty' } : { kind: 'loaded', state: structuredClone(this.saved) }
+  }
+
+  async save(state: RolloutState): Promise<void> {
+    if (this.failNext) {
+      this.failNext = false
+      throw new Error('ENOSPC: no space left on device')
+    }
+    this.saves++
+    this.saved = structuredClone(state)
+  }
+
+  async close(): Promise<void> {}
+}
+
+async function setup(t: Test, over: Record<string, unknown> = {}, store = new MemoryStore(), clock = new FakeClock()) {
+  const dir = await mkdtemp(join(tmpdir(), 'canary-proxy-controller-'))
+  const parsed = configFromObject({
+    upstreams: { stable: 'http://127.0.0.1:1', canary: 'http://127.0.0.1:2' },
+    rollout: { steps: [10, 50, 100], stepDuration: '10s', bake: '10s', autoStart: false },
+    analysis: { interval: '1s', window: '30s', minRequests: 10, maxErrorRate: 0.05 },
+    audit: { file: join(dir, 'audit.jsonl') },
+    ...over,
+  })
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.error))
+  const config: Config = parsed.value
+  const now = clock.now()
+  const stats = { stable: new SideStats('stable', config.analysis.windowMs, now), canary: new SideStats('canary', config.analysis.windowMs, now) }
+  const audit = new AuditLog(config.audit.file)
+  await audit.open()
+  const pools = new UpstreamPools({ connectTimeoutMs: 1000 })
+  const controller = await RolloutController.create({ config, clock, store, audit, pools, stats, log: createLogger('silent') })
+  t.teardown(async () => {
+    controller.stopTimers()
+    await audit.close()
+    await pools.close()
+  })
+  return { controller, clock, stats, store, config }
+}
+
+
+t.test('restart from every phase keeps phase, weight and step', async (t) => {
+  const drive: Record<Phase, (c: RolloutController) => Promise<unknown>> = {
+    idle: async () => undefined,
+    progressing: (c) => c.act({ type: 'start', canary: null }, 'ops'),
+    paused: (c) => c.act({ type: 'setWeight', weight: 33 }, 'ops'),
+    baking: async (c) => {
+      await c.act({ type: 'setWeight', weight: 100 }, 'ops')
+      await c.act({ type: 'resume' }, 'ops')
+    },
+    succeeded: (c) => c.act({ type: 'promote' }, 'ops'),
+    rolled_back: async (c) => {
+      await c.act({ type: 'start', canary: null }, 'ops')
+      c.evaluate() // nothing yet
+    },
+    aborted: async (c) => {
+      await c.act({ type: 'start', canary: null }, 'ops')
+      await c.act({ type: 'abort', reason: 'test' }, 'ops')
+    },
+  }
+  for (const phase of Object.keys(drive) as Phase[]) {
+    const store = new MemoryStore()
+    const first = await setup(t, {}, store)
+    await drive[phase](first.controller)
+    if (phase === 'rolled_back') {
+      for (let i = 0; i < 20; i++) first.stats.canary.recordResponse(500, 1000)
+      first.controller.evaluate()
+      await first.controller.flush()
+    }
+    const before = first.controller.state
+    t.equal(before.phase, phase, `drove to ${phase}`)
+    first.clock.advance(5000)
+    const second = await setup(t, {}, store, first.clock)
+    const after = second.controller.state
+    t.same([after.phase, after.weight, after.canaryUrl, after.stableUrl], [before.phase, before.weight, before.canaryUrl, before.stableUrl], `${phase} survives a restart`)
+    t.same(second.controller.status().step, first.controller.status().step, `${phase}: same step`)
+    if (after.phase === 'progressing') t.equal(after.stepStartedAt, first.clock.now(), 'the step is observed afresh')
+    if (after.phase === 'baking') t.equal(after.bakeStartedAt, first.clock.now(), 'the bake is observed afresh')
+  }
+})
+
+t.test('autoStart begins a rollout for a known canary, once', async (t) => {
+  const store = new MemoryStore()
+  const a = await setup(t, { rollout: { autoStart: true, steps: [10, 50, 100] } }, store)
+  t.same([a.controller.state.phase, a.controller.state.weight], ['progressing', 10])
+  await a.controller.act({ type: 'abort', reason: null }, 'ops')
+  const b = await setup(t, { rollout: { autoStart: true, steps: [10, 50, 100] } }, store)
+  t.equal(b.controller.state.phase, 'aborted', 'an aborted rollout is not restarted by autoStart')
+})
+
+t.test('a canary error triggers an evaluation before the next tick', async (t) => {
+  const { controller, clock, stats } = await setup(t)
+  await controller.act({ type: 'start', canary: null }, 'ops')
+  controller.startTimers()
+  clock.advance(1000)
+  t.equal(controller.state.phase, 'progressing')
+  clock.advance(500) // mid-interval
+  for (let i = 0; i < 10; i++) stats.canary.recordResponse(503, 1000)
+  clock.advance(25) // far less than the 1s interval
+  t.equal(controller.state.phase, 'rolled_back', 'rolled back ~20ms after the errors, not at the next tick')
+  t.equal(controller.rollbacks, 1)
+})
+
+t.test('evaluations triggered by errors are coalesced', async (t) => {
+  const { controller, clock, stats } = await setup(t)
+  await controller.act({ type: 'start', canary: null }, 'ops')
+  stats.canary.recordResponse(503, 1000)
+  stats.canary.recordResponse(503, 1000)
+  stats.canary.recordResponse(503, 1000)
+  t.equal(clock.pendingTimers, 1, 'one evaluation scheduled for a burst of errors')
+})
+
+t.test('a failed save surfaces to the operator but the change stays applied', async (t) => {
+  const store = new MemoryStore()
+  const { controller } = await setup(t, {}, store)
+  store.failNext = true
+  await t.rejects(controller.act({ type: 'setWeight', weight: 40 }, 'ops'), /ENOSPC/)
+  t.equal(controller.state.weight, 40)
+  t.equal(controller.persistFailures, 1)
+  t.equal(controller.ref.current.weight, 40, 'routing follows the in-memory state')
+  await controller.act({ type: 'setWeight', weight: 41 }, 'ops')
+  t.equal(store.saved?.weight, 41, 'the next save goes through')
+})
+
+t.test('the stable baseline stands in once stable traffic stops at 100%', async (t) => {
+  const { controller, stats, clock } = await setup(t, { analysis: { interval: '1s', window: '5s', minRequests: 10, maxP99Ratio: 1.5 } })
+  await controller.act({ type: 'start', canary: null }, 'ops')
+  clock.advance(10_000)
+  for (let i = 0; i < 50; i++) stats.stable.recordResponse(200, 10_000)
+  for (let i = 0; i < 20; i++) stats.canary.recordResponse(200, 10_000)
+  controller.evaluate()
+  t.equal(controller.state.weight, 50)
+  await controller.act({ type: 'setWeight', weight: 100 }, 'ops')
+  await controller.act({ type: 'resume' }, 'ops')
+  t.equal(controller.state.phase, 'baking')
+  clock.advance(6_000) // stable's live figures have left the 5s window
+  for (let i = 0; i < 40; i++) stats.canary.recordResponse(200, 40_000)
+  controller.evaluate()
+  t.equal(controller.state.phase, 'rolled_back')
+  t.match(controller.status().reason, /stable baseline p99 10\.0ms/)
+})

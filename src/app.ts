@@ -55,6 +55,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const store = deps.store ?? new FileStateStore(config.state.file)
   const audit = new AuditLog(config.audit.file)
   await audit.open()
+  const a = config.analysis
+  if (a.maxErrorRate === null && a.maxErrorRateIncrease === null && a.maxP99Ms === null && a.maxP99Ratio === null) {
+    log.warn('analysis: no checks configured (maxErrorRate, maxErrorRateIncrease, maxP99, maxP99Ratio): every canary with enough traffic will pass')
+  }
   const controller = await RolloutController.create({ config, clock, store, audit, pools, stats, log })
   const faults: InternalFaults = { internalErrors: 0 }
   let readiness: Readiness = 'starting'

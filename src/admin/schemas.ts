@@ -1,4 +1,5 @@
 /** JSON schemas of the admin API's request bodies, and the one place their errors become "field: what is wrong". */
+import type { Ajv } from 'ajv'
 import type { FastifySchemaValidationError } from 'fastify/types/schema.js'
 
 const empty = { type: 'object', additionalProperties: false, properties: {} } as const
@@ -8,7 +9,9 @@ export const bodySchemas = {
     type: 'object',
     additionalProperties: false,
     required: ['weight'],
-    properties: { weight: { type: 'number', minimum: 0, maximum: 100, multipleOf: 0.01 } },
+    // maxDecimals (below), not multipleOf 0.01: ajv's multipleOf tolerates
+    // 1e-8 of float noise, so 5.00000000001 and 1e-11 passed as "two decimals".
+    properties: { weight: { type: 'number', minimum: 0, maximum: 100, maxDecimals: 2 } },
   },
   start: {
     type: 'object',
@@ -24,6 +27,28 @@ export const bodySchemas = {
   resume: empty,
   promote: empty,
 } as const
+
+/**
+ * Decimal places of a number as JSON writes it (its shortest round-trip
+ * form): 33.33 has 2, 1e-7 has 7, 5.00000000001 has 11.
+ */
+export function decimalsOf(n: number): number {
+  if (!Number.isFinite(n)) return Number.POSITIVE_INFINITY
+  const m = /^(\d+)(?:\.(\d+))?(?:e([+-]\d+))?$/.exec(String(Math.abs(n)))
+  if (m === null) return Number.POSITIVE_INFINITY
+  return Math.max(0, (m[2] ?? '').length - Number(m[3] ?? 0))
+}
+
+/** Adds the `maxDecimals` keyword to the admin API's ajv (fastify's `ajv.plugins`). */
+export function adminKeywords(ajv: Ajv): Ajv {
+  return ajv.addKeyword({
+    keyword: 'maxDecimals',
+    type: 'number',
+    schemaType: 'number',
+    errors: false,
+    validate: (max: number, data: number) => decimalsOf(data) <= max,
+  })
+}
 
 const TYPE_WORDS: Record<string, string> = { number: 'a number', string: 'a string', object: 'a JSON object', integer: 'an integer', boolean: 'true or false' }
 
@@ -54,6 +79,7 @@ export function describeValidation(errors: readonly FastifySchemaValidationError
     case 'type':
       what = `must be ${TYPE_WORDS[String(params.type)] ?? String(params.type)}${got()}`
       break
+    case 'maxDecimals':
     case 'multipleOf':
       what = `must have at most two decimals (weights go in steps of 0.01)${got()}`
       break

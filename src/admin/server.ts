@@ -9,7 +9,7 @@ import type { RolloutEvent } from '../rollout/phase.js'
 import type { AuditLog } from '../state/audit-log.js'
 import { TokenAuth } from './auth.js'
 import { dashboardHtml } from './dashboard.js'
-import { bodySchemas, describeValidation } from './schemas.js'
+import { adminKeywords, bodySchemas, describeValidation } from './schemas.js'
 
 export type Readiness = 'starting' | 'ready' | 'draining'
 
@@ -33,7 +33,10 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
     bodyLimit: 64 * 1024,
     // Fastify's defaults coerce "50" into 50 and silently drop unknown fields;
     // the admin API must refuse both with a 400 naming the field.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false, multipleOfPrecision: 8, verbose: true } },
+    ajv: {
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false, multipleOfPrecision: 8, verbose: true },
+      plugins: [adminKeywords],
+    },
     return503OnClosing: false,
   })
 

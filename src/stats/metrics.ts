@@ -47,8 +47,20 @@ class ScrapeTimeMetric {
   reset(): void {}
 }
 
+/**
+ * prom-client 15 writes a NaN sample value as `Nan`; the text format's
+ * spelling is `NaN`, and parsers stricter than Go's ParseFloat (Java's
+ * Double.parseDouble, several exporters' test parsers) refuse `Nan`.
+ * Only sample lines are touched, never HELP text or label values.
+ */
+class ExpositionRegistry extends Registry {
+  override async metrics(): Promise<string> {
+    return (await super.metrics()).replace(/^([^#\n][^\n]*) Nan$/gm, '$1 NaN')
+  }
+}
+
 export function createRegistry(source: MetricsSource): Registry {
-  const registry = new Registry()
+  const registry = new ExpositionRegistry()
   collectDefaultMetrics({ register: registry })
   const add = (metric: ScrapeTimeMetric): void => registry.registerMetric(metric as never)
 

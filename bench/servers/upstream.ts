@@ -1,0 +1,37 @@
+/** Bench child: the upstream, two node:http servers (stable and canary) in one process, answering the same fixed body; counts requests per side. */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { serveCalls } from '../lib/ipc.js'
+import { upstreamBody } from '../lib/payload.js'
+
+const body = upstreamBody()
+const headers = { 'content-type': 'application/json', 'content-length': String(body.length) }
+const counts = { stable: 0, canary: 0 }
+
+function side(name: keyof typeof counts): Server {
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    counts[name]++
+    // Requests here carry no body; resume() drains one if a client sends it anyway.
+    req.resume()
+    res.writeHead(200, headers)
+    res.end(body)
+  })
+  // Longer than every proxy's idle pool timeout, so no proxy races the
+  // upstream closing a kept-alive connection between runs.
+  server.keepAliveTimeout = 65_000
+  server.headersTimeout = 66_000
+  return server
+}
+
+async function listen(server: Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+const stable = side('stable')
+const canary = side('canary')
+const stableUrl = await listen(stable)
+const canaryUrl = await listen(canary)
+
+serveCalls({ counts: () => ({ ...counts }) }, { url: stableUrl, stableUrl, canaryUrl })
+process.on('SIGTERM', () => process.exit(0))

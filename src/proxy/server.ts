@@ -3,12 +3,13 @@ import { METHODS, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import fastify, { type FastifyInstance } from 'fastify'
 import { monotonicMicros } from '../core/clock.js'
+import { messageOf } from '../core/errors.js'
 import type { Random } from '../core/random.js'
 import { pickSide } from '../routing/pick-side.js'
 import type { SnapshotRef } from '../routing/snapshot.js'
 import { Exchange, type InternalFaults } from './exchange.js'
 import { sendLocalReply } from './local-reply.js'
-import { proxyUpgrade } from './upgrade.js'
+import { proxyUpgrade, replayWithoutUpgrade, upgradeable, writeLocalReply } from './upgrade.js'
 
 export interface DataPlaneOptions {
   readonly ref: SnapshotRef
@@ -41,13 +42,49 @@ export function originForm(req: MarkedRequest): string {
   return '/'
 }
 
+/** RFC 3986 authority without userinfo: reg-name, IPv4 or [IPv6], optional port. */
+const HOST_VALUE = /^(?:\[[0-9A-Za-z:.%]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]+)(?::\d*)?$/
+const BAD_HOST_MESSAGE = 'the Host header must be present once, as host or host:port (RFC 9112 §3.2)'
+
+/**
+ * RFC 9112 §3.2: a server MUST answer 400 to a request with more than one
+ * Host line or an invalid Host value. llhttp accepts both (Node keeps the
+ * first of two), and with preserveHost the value would reach the upstream.
+ * No Host at all is left to Node: it refuses that for HTTP/1.1 and HTTP/1.0
+ * may omit it. A scan of rawHeaders with char compares: no allocation.
+ */
+export function hostIsValid(req: IncomingMessage): boolean {
+  const raw = req.rawHeaders
+  let count = 0
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!
+    if (
+      name.length === 4 &&
+      (name.charCodeAt(0) | 0x20) === 0x68 &&
+      (name.charCodeAt(1) | 0x20) === 0x6f &&
+      (name.charCodeAt(2) | 0x20) === 0x73 &&
+      (name.charCodeAt(3) | 0x20) === 0x74
+    ) {
+      count++
+    }
+  }
+  if (count === 0) return true
+  const host = req.headers.host
+  return count === 1 && host !== undefined && HOST_VALUE.test(host)
+}
+
 /** The hot path, mounted on fastify's catch-all route (and usable on a bare node:http server). */
 export function createRequestHandler(options: DataPlaneOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const { ref, random, faults } = options
   return function proxyRequest(req: IncomingMessage, res: ServerResponse): void {
     const startUs = monotonicMicros()
     if ((req as MarkedRequest)[BAD_TARGET] === true) {
-      sendLocalReply(res, 'CPX_ERR_BAD_REQUEST_TARGET', 'request target must be origin-form (/path) or absolute-form (http://host/path)')
+      sendLocalReply(res, 'CPX_ERR_BAD_REQUEST_TARGET', messageOf('CPX_ERR_BAD_REQUEST_TARGET'))
+      return
+    }
+    if (!hostIsValid(req)) {
+      // No code of its own yet in core/errors.ts: the Host is half of the target URI (RFC 9112 §3.3).
+      sendLocalReply(res, 'CPX_ERR_BAD_REQUEST_TARGET', BAD_HOST_MESSAGE)
       return
     }
     const snapshot = ref.current
@@ -92,8 +129,23 @@ export function createDataPlane(options: DataPlaneOptions): FastifyInstance {
     },
   })
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (!upgradeable(req)) {
+      replayWithoutUpgrade(app.server, req, socket, head)
+      return
+    }
     req.url = originForm(req)
+    if ((req as MarkedRequest)[BAD_TARGET] === true || !hostIsValid(req)) {
+      socket.on('error', () => socket.destroy())
+      writeLocalReply(socket, 'CPX_ERR_BAD_REQUEST_TARGET', (req as MarkedRequest)[BAD_TARGET] === true ? messageOf('CPX_ERR_BAD_REQUEST_TARGET') : BAD_HOST_MESSAGE)
+      return
+    }
     proxyUpgrade(req, socket, head, options)
+  })
+  // CONNECT (authority-form) would make this a forward proxy; without a
+  // listener Node just drops the socket, so the client learns nothing.
+  app.server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => socket.destroy())
+    writeLocalReply(socket, 'CPX_ERR_BAD_REQUEST_TARGET', messageOf('CPX_ERR_BAD_REQUEST_TARGET'))
   })
   return app
 }

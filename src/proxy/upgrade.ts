@@ -1,14 +1,72 @@
 /** WebSocket (and other HTTP/1.1 Upgrade) pass-through to the side chosen for the handshake request. */
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { monotonicMicros } from '../core/clock.js'
-import { statusOf } from '../core/errors.js'
+import { statusOf, type ErrorCode } from '../core/errors.js'
 import { pickSide } from '../routing/pick-side.js'
 import type { UpstreamTarget } from '../routing/snapshot.js'
 import type { DataPlaneOptions } from './server.js'
 import { prepareRequestHeaders, prepareResponseHeaders } from './headers.js'
 import { classifyFailure, PROXY_ERROR_HEADER } from './local-reply.js'
+
+/**
+ * Whether an Upgrade request is proxied as an upgrade. Node hands every
+ * request with `Connection: upgrade` to the 'upgrade' event, body and all,
+ * but a tunnel can only start after a request without content; and h2c is
+ * never tunnelled: its HTTP2-Settings header is hop-by-hop, and an HTTP/2
+ * connection to one side would carry every later request past the split and
+ * the measurements. RFC 9110 §7.8 lets a server ignore Upgrade, so these go
+ * through as ordinary requests (`curl --http2 -d @file http://…` sends one).
+ */
+export function upgradeable(req: IncomingMessage): boolean {
+  const headers = req.headers
+  if (headers['transfer-encoding'] !== undefined) return false
+  if (headers['content-length'] !== undefined && headers['content-length'] !== '0') return false
+  const protocol = headers.upgrade
+  return typeof protocol === 'string' && protocol.trim().toLowerCase() !== 'h2c'
+}
+
+/**
+ * Gives an Upgrade request back to the HTTP server as an ordinary request.
+ * Node has already detached the socket from its parser, so the request head
+ * is rebuilt without `upgrade` (in Connection and as a header) and put back
+ * in front of the bytes that followed it; the socket then re-enters as a new
+ * connection and the body, chunked or not, is parsed by Node as usual.
+ * Header text is latin1 both ways, so the rebuilt head is byte-exact.
+ */
+export function replayWithoutUpgrade(server: Server, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  const raw = req.rawHeaders
+  let text = `${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/${req.httpVersion}\r\n`
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!
+    const value = raw[i + 1]!
+    const lower = name.toLowerCase()
+    if (lower === 'upgrade') continue
+    if (lower === 'connection') {
+      const rest = value
+        .split(',')
+        .map((token) => token.trim())
+        .filter((token) => token !== '' && token.toLowerCase() !== 'upgrade')
+      if (rest.length > 0) text += `${name}: ${rest.join(', ')}\r\n`
+      continue
+    }
+    text += `${name}: ${value}\r\n`
+  }
+  socket.unshift(head.length === 0 ? Buffer.from(`${text}\r\n`, 'latin1') : Buffer.concat([Buffer.from(`${text}\r\n`, 'latin1'), head]))
+  server.emit('connection', socket)
+}
+
+/** A reply the proxy generates on a raw (not yet upgraded) client socket, then closes it. */
+export function writeLocalReply(client: Duplex, code: ErrorCode, message: string): void {
+  const body = `canary-proxy: ${message}\n`
+  const status = statusOf(code)
+  const reason = status === 504 ? 'Gateway Timeout' : status === 502 ? 'Bad Gateway' : status === 400 ? 'Bad Request' : 'Error'
+  client.end(
+    `HTTP/1.1 ${status} ${reason}\r\n` +
+      `content-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${PROXY_ERROR_HEADER}: ${code}\r\nconnection: close\r\n\r\n${body}`,
+  )
+}
 
 /**
  * The handshake is one exchange like any other: a 101 is recorded as a 1xx
@@ -39,12 +97,15 @@ export function proxyUpgrade(req: IncomingMessage, client: Duplex, head: Buffer,
   }
 }
 
+const CLIENT_GONE = Object.assign(new Error('client closed the connection'), { code: 'CPX_CLIENT_ABORT' })
+
 class UpgradeExchange implements Dispatcher.DispatchHandler {
   readonly #client: Duplex
   readonly #head: Buffer
   readonly #target: UpstreamTarget
   readonly #responseTimeoutMs: number
   readonly #startUs = monotonicMicros()
+  #controller: Dispatcher.DispatchController | null = null
   #status = 0
   #settled = false
 
@@ -57,7 +118,19 @@ class UpgradeExchange implements Dispatcher.DispatchHandler {
       if (this.#settled) return
       this.#settled = true
       target.stats.recordClientAbort()
+      this.#controller?.abort(CLIENT_GONE)
     })
+  }
+
+  /**
+   * Required even though it only keeps the controller: undici 7 recognises a
+   * new-style handler by `onRequestStart` (UnwrapHandler.unwrap) and without
+   * it validates this one as a legacy handler, failing every upgrade with
+   * "invalid onConnect method" (a proxy 500 for each WebSocket handshake).
+   */
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller
+    if (this.#settled) controller.abort(CLIENT_GONE)
   }
 
   onRequestUpgrade(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, upstream: Duplex): void {
@@ -104,12 +177,7 @@ class UpgradeExchange implements Dispatcher.DispatchHandler {
       this.#client.destroy()
       return
     }
-    const body = `canary-proxy: ${failure.message}\n`
-    const status = statusOf(failure.code)
-    this.#client.end(
-      `HTTP/1.1 ${status} ${status === 504 ? 'Gateway Timeout' : status === 502 ? 'Bad Gateway' : 'Error'}\r\n` +
-        `content-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${PROXY_ERROR_HEADER}: ${failure.code}\r\nconnection: close\r\n\r\n${body}`,
-    )
+    writeLocalReply(this.#client, failure.code, failure.message)
   }
 }
 

@@ -36,6 +36,14 @@ export function prepareRequestHeaders(req: IncomingMessage, upstreamHost: string
     const name = REQUEST_HOP_BY_HOP[i]!
     if (headers[name] !== undefined) headers[name] = undefined
   }
+  // Names with '_' are dropped, as NGINX does by default and Envoy advises at
+  // the edge: llhttp accepts `Transfer_Encoding: chunked` as an ordinary
+  // header, and an upstream that folds '_' into '-' (CGI-style variables)
+  // would read it as framing, or `X_Forwarded_For` as our own header.
+  // for-in over the parser's object walks its enum cache: no allocation.
+  for (const name in headers) {
+    if (name.indexOf('_') !== -1 && headers[name] !== undefined) headers[name] = undefined
+  }
   const host = headers.host
   const peer = clientAddress(req)
   const xff = headers['x-forwarded-for']

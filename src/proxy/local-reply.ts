@@ -36,9 +36,13 @@ const CAUSES: Readonly<Record<string, string>> = {
  * because the exchange with it is what failed.
  */
 export function classifyFailure(error: unknown, side: SideName, responseTimeoutMs: number): Failure {
-  const e = error as { code?: unknown; message?: unknown; cause?: { code?: unknown } }
+  const e = error as { code?: unknown; name?: unknown; message?: unknown; cause?: { code?: unknown } }
   let code = typeof e.code === 'string' ? e.code : ''
   if (code === '' && typeof e.cause?.code === 'string') code = e.cause.code
+  // undici 7's HTTPParserError arrives without a code (client-h1 looks the
+  // llhttp error number up in a name->number map), so a response that is not
+  // HTTP at all would pass for a reset; its name is the stable mark left.
+  if (code === '' && e.name === 'HTTPParserError') code = 'HPE_INVALID_RESPONSE'
   const cause = `${CAUSES[code] ?? (typeof e.message === 'string' ? e.message : 'unknown error')}${code === '' ? '' : ` (${code})`}`
   if (TIMEOUT_CODES.has(code)) {
     return { code: 'CPX_ERR_UPSTREAM_TIMEOUT', upstreamFault: true, message: messageOf('CPX_ERR_UPSTREAM_TIMEOUT', { side, timeout: formatDuration(responseTimeoutMs) }) }

@@ -9,7 +9,7 @@ import type { Config } from './config/schema.js'
 import { systemClock, type Clock } from './core/clock.js'
 import { systemRandom, type Random } from './core/random.js'
 import { createLogger } from './log.js'
-import type { InternalFaults } from './proxy/exchange.js'
+import type { DataPlaneCounters } from './proxy/exchange.js'
 import { createDataPlane } from './proxy/server.js'
 import { UpstreamPools } from './proxy/upstreams.js'
 import { RolloutController } from './rollout/controller.js'
@@ -60,7 +60,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     log.warn('analysis: no checks configured (maxErrorRate, maxErrorRateIncrease, maxP99, maxP99Ratio): every canary with enough traffic will pass')
   }
   const controller = await RolloutController.create({ config, clock, store, audit, pools, stats, log })
-  const faults: InternalFaults = { internalErrors: 0 }
+  const faults: DataPlaneCounters = { internalErrors: 0, inFlight: 0, onIdle: null }
   let readiness: Readiness = 'starting'
 
   const dataPlane = createDataPlane({ ref: controller.ref, random, faults, responseTimeoutMs: config.routing.responseTimeoutMs })
@@ -112,9 +112,14 @@ export async function buildApp(deps: AppDeps): Promise<App> {
           dataPlane.server.closeAllConnections()
           for (const socket of upgraded) socket.destroy()
         })
-        // Upgraded (WebSocket) sockets are outside the HTTP server's
-        // bookkeeping; they end with the drain deadline.
-        await dataPlane.close()
+        // Once nothing is in flight, the connections left are idle or have
+        // never carried a request (a client's spare): close them now rather
+        // than wait for their timeouts. Upgraded (WebSocket) sockets are
+        // outside the HTTP server's bookkeeping; they end with the deadline.
+        const closed = dataPlane.close()
+        faults.onIdle = () => dataPlane.server.closeAllConnections()
+        if (faults.inFlight === 0) faults.onIdle()
+        await closed
         deadline.cancel()
         for (const socket of upgraded) socket.destroy()
         controller.stopTimers()

@@ -54,7 +54,8 @@ const TYPE_WORDS: Record<string, string> = { number: 'a number', string: 'a stri
 
 /** The first validation error as { field, message } ('body' when the body as a whole is wrong). */
 export function describeValidation(errors: readonly FastifySchemaValidationError[]): { field: string; message: string } {
-  const e = errors[0]
+  // An unknown field says more than the "is required" it usually causes (`{"percent": 5}`).
+  const e = errors.find((x) => x.keyword === 'additionalProperties') ?? errors[0]
   if (e === undefined) return { field: 'body', message: 'body: is not valid' }
   const params = e.params as Record<string, unknown>
   const at = e.instancePath.replace(/^\//, '').replace(/\//g, '.')

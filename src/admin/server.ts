@@ -34,7 +34,8 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
     // Fastify's defaults coerce "50" into 50 and silently drop unknown fields;
     // the admin API must refuse both with a 400 naming the field.
     ajv: {
-      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false, multipleOfPrecision: 8, verbose: true },
+      // allErrors: an unknown field is reported even when a required one is also missing.
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true, multipleOfPrecision: 8, verbose: true },
       plugins: [adminKeywords],
     },
     return503OnClosing: false,
@@ -60,8 +61,9 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
       return sendError(reply, 'CPX_ERR_ADMIN_BAD_INPUT', message, field)
     }
     if (error instanceof CanaryProxyError) return sendError(reply, error.code, error.message, error instanceof BadField ? error.field : undefined)
-    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send({ error: 'body: larger than 64 KiB', code: error.code })
-    if (typeof error.statusCode === 'number' && error.statusCode < 500) return reply.code(error.statusCode).send({ error: error.message, code: error.code ?? 'CPX_ERR_ADMIN_BAD_INPUT' })
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendError(reply, 'CPX_ERR_ADMIN_PAYLOAD_TOO_LARGE', messageOf('CPX_ERR_ADMIN_PAYLOAD_TOO_LARGE', { limit: '64 KiB' }))
+    // Any other client error fastify detects (bad content length, …) keeps its status and message under our code.
+    if (typeof error.statusCode === 'number' && error.statusCode < 500) return reply.code(error.statusCode).send({ error: error.message, code: 'CPX_ERR_ADMIN_BAD_INPUT' })
     deps.log.error({ err: error }, 'admin request failed')
     return sendError(reply, 'CPX_ERR_ADMIN_UNAVAILABLE', `internal error: ${error.message}`)
   })
@@ -78,7 +80,18 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
     return reply.type(registry.contentType).send(text)
   })
   app.get('/api/v1/status', async () => controller.status())
-  app.get('/api/v1/events', async () => ({ events: audit.recent() }))
+  // Every admin answer: never sniffed as another type, never framed (clickjacking of the dashboard's buttons).
+  app.addHook('onSend', async (_request, reply) => {
+    reply.header('x-content-type-options', 'nosniff')
+    reply.header('x-frame-options', 'DENY')
+    reply.header('content-security-policy', "frame-ancestors 'none'")
+    reply.header('referrer-policy', 'no-referrer')
+  })
+  app.get('/api/v1/events', async (request) => {
+    const events = audit.recent()
+    const limit = Number((request.query as Record<string, unknown>).limit)
+    return { events: Number.isInteger(limit) && limit > 0 ? events.slice(-limit) : events }
+  })
   app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(dashboardHtml()))
 
   /** Every mutating call: auth first (401/403), then body validation (400), then the machine (409 when refused). */
@@ -94,6 +107,8 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
         if (request.body === undefined) request.body = {}
       },
       onRequest: async (request, reply) => {
+        const crossSite = crossSiteProblem(request.headers, auth.required)
+        if (crossSite !== null) return sendError(reply, 'CPX_ERR_ADMIN_CROSS_SITE', messageOf('CPX_ERR_ADMIN_CROSS_SITE', { detail: crossSite }))
         const result = auth.check(request.headers.authorization)
         if (!result.ok) {
           if (result.status === 401) reply.header('www-authenticate', 'Bearer realm="canary-proxy"')
@@ -146,6 +161,39 @@ class BadField extends CanaryProxyError {
     super('CPX_ERR_ADMIN_BAD_INPUT', { detail: `${field}: ${what}` })
     this.field = field
   }
+}
+
+/**
+ * A browser lets any page POST a text/plain body to loopback without asking
+ * first, so without this a page the operator merely visits could abort or
+ * promote a rollout. Browsers name the page's origin (Origin, Sec-Fetch-Site);
+ * command-line clients send neither. DNS rebinding makes a foreign page
+ * same-origin with a name the attacker controls, so without a token (a
+ * loopback-only admin) the Host must also be a loopback name. With a token a
+ * browser cannot add the Authorization header cross-site without a CORS
+ * preflight, which this API never grants.
+ */
+export function crossSiteProblem(headers: FastifyRequest['headers'], tokenRequired: boolean): string | null {
+  const site = headers['sec-fetch-site']
+  if (typeof site === 'string' && site !== 'same-origin' && site !== 'none') return `Sec-Fetch-Site is ${site}`
+  const host = headers.host ?? ''
+  const origin = headers.origin
+  if (typeof origin === 'string') {
+    let originHost: string
+    try {
+      originHost = new URL(origin).host
+    } catch {
+      return `Origin ${origin} is not a URL`
+    }
+    if (originHost !== host) return `Origin ${origin} is not this admin API (${host})`
+  }
+  if (!tokenRequired && !isLoopbackHost(host)) return `Host ${host} is not a loopback name; without admin.token the admin API only answers to localhost, 127.0.0.1 or [::1]`
+  return null
+}
+
+function isLoopbackHost(host: string): boolean {
+  const name = host.replace(/:\d+$/, '').toLowerCase()
+  return name === 'localhost' || name === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(name)
 }
 
 function sendError(reply: FastifyReply, code: ErrorCode, message: string, field?: string): FastifyReply {

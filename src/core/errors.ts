@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   CPX_ERR_UPSTREAM_BAD_RESPONSE: { status: 502, message: 'the {side} upstream sent an invalid response: {cause}' },
   CPX_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'the {side} upstream did not respond within {timeout}' },
   CPX_ERR_BAD_REQUEST_TARGET: { status: 400, message: 'request target must be origin-form (/path) or absolute-form (http://host/path)' },
+  CPX_ERR_BAD_HOST: { status: 400, message: 'the Host header must be present once, as host or host:port (RFC 9112 §3.2)' },
   CPX_ERR_INTERNAL: { status: 500, message: 'internal proxy error: {cause}' },
   // Admin plane.
   CPX_ERR_ADMIN_BAD_INPUT: { status: 400, message: '{detail}' },
@@ -20,6 +21,8 @@ export const ERROR_CODES = {
   CPX_ERR_ADMIN_NOT_FOUND: { status: 404, message: 'no such admin endpoint: {method} {url}' },
   CPX_ERR_ADMIN_CONFLICT: { status: 409, message: '{detail}' },
   CPX_ERR_ADMIN_UNAVAILABLE: { status: 503, message: '{detail}' },
+  CPX_ERR_ADMIN_CROSS_SITE: { status: 403, message: 'refused a cross-site request to the admin API: {detail}' },
+  CPX_ERR_ADMIN_PAYLOAD_TOO_LARGE: { status: 413, message: 'body: larger than {limit}' },
   // Start-up and control plane (not HTTP replies; status is the nearest HTTP meaning).
   CPX_ERR_CONFIG_INVALID: { status: 400, message: 'invalid configuration' },
   CPX_ERR_LISTEN: { status: 500, message: 'cannot listen on {address}: {cause}' },

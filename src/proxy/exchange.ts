@@ -6,9 +6,12 @@ import type { RoutingSnapshot, UpstreamTarget } from '../routing/snapshot.js'
 import { prepareRequestHeaders, prepareResponseHeaders } from './headers.js'
 import { classifyFailure, sendLocalReply } from './local-reply.js'
 
-/** Counts proxy-internal faults (never charged to a side). */
-export interface InternalFaults {
+/** Data-plane counters the control plane reads: proxy-internal faults (never charged to a side) and requests in flight, for the drain. */
+export interface DataPlaneCounters {
   internalErrors: number
+  inFlight: number
+  /** Called when inFlight drops to 0, while set (during a drain). */
+  onIdle: (() => void) | null
 }
 
 const CLIENT_GONE = Object.assign(new Error('client closed the connection'), { code: 'CPX_CLIENT_ABORT' })
@@ -26,19 +29,20 @@ export class Exchange implements Dispatcher.DispatchHandler {
   readonly #target: UpstreamTarget
   readonly #startUs: number
   readonly #responseTimeoutMs: number
-  readonly #faults: InternalFaults
+  readonly #faults: DataPlaneCounters
   #controller: Dispatcher.DispatchController | null = null
   #status = 0
   #settled = false
   #onDrain: (() => void) | null = null
 
-  constructor(req: IncomingMessage, res: ServerResponse, target: UpstreamTarget, snapshot: RoutingSnapshot, faults: InternalFaults, startUs: number) {
+  constructor(req: IncomingMessage, res: ServerResponse, target: UpstreamTarget, snapshot: RoutingSnapshot, faults: DataPlaneCounters, startUs: number) {
     this.#req = req
     this.#res = res
     this.#target = target
     this.#startUs = startUs
     this.#responseTimeoutMs = snapshot.responseTimeoutMs
     this.#faults = faults
+    faults.inFlight++
     res.once('close', this.#onClientClose)
   }
 
@@ -76,7 +80,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
-    if (this.#settled) return
+    // undici reports informational responses (103 Early Hints, …) here too;
+    // writing one as the response would make the real one impossible.
+    if (this.#settled || statusCode < 200) return
     this.#status = statusCode
     try {
       if (statusMessage) this.#res.writeHead(statusCode, statusMessage, prepareResponseHeaders(headers))
@@ -121,7 +127,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
     return this.#req.socket.destroyed || (this.#res.destroyed && !this.#res.writableFinished)
   }
 
+  /** 'close' fires once for every response, finished or cut short. */
   readonly #onClientClose = (): void => {
+    const counters = this.#faults
+    if (--counters.inFlight === 0 && counters.onIdle !== null) counters.onIdle()
     if (this.#settled || this.#res.writableFinished) return
     this.#settled = true
     this.#target.stats.recordClientAbort()

@@ -7,14 +7,14 @@ import { messageOf } from '../core/errors.js'
 import type { Random } from '../core/random.js'
 import { pickSide } from '../routing/pick-side.js'
 import type { SnapshotRef } from '../routing/snapshot.js'
-import { Exchange, type InternalFaults } from './exchange.js'
+import { Exchange, type DataPlaneCounters } from './exchange.js'
 import { sendLocalReply } from './local-reply.js'
 import { proxyUpgrade, replayWithoutUpgrade, upgradeable, writeLocalReply } from './upgrade.js'
 
 export interface DataPlaneOptions {
   readonly ref: SnapshotRef
   readonly random: Random
-  readonly faults: InternalFaults
+  readonly faults: DataPlaneCounters
   readonly responseTimeoutMs: number
   readonly onUpgradeError?: (error: Error) => void
 }
@@ -29,10 +29,17 @@ type MarkedRequest = IncomingMessage & { [BAD_TARGET]?: true }
  */
 export function originForm(req: MarkedRequest): string {
   const url = req.url ?? '/'
-  if (url.charCodeAt(0) === 0x2f) return url
+  if (url.charCodeAt(0) === 0x2f) {
+    // A fragment is not part of a request target (RFC 9112 §3.2); never forward one.
+    const hash = url.indexOf('#')
+    return hash === -1 ? url : url.slice(0, hash)
+  }
   if (/^https?:\/\//i.test(url)) {
     try {
       const parsed = new URL(url)
+      // RFC 9112 §3.2.2: with an absolute-form target the server uses its
+      // authority as the Host (it still never chooses the upstream).
+      req.headers.host = parsed.host
       return `${parsed.pathname}${parsed.search}`
     } catch {
       // fall through: not a URL after all
@@ -44,7 +51,7 @@ export function originForm(req: MarkedRequest): string {
 
 /** RFC 3986 authority without userinfo: reg-name, IPv4 or [IPv6], optional port. */
 const HOST_VALUE = /^(?:\[[0-9A-Za-z:.%]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]+)(?::\d*)?$/
-const BAD_HOST_MESSAGE = 'the Host header must be present once, as host or host:port (RFC 9112 §3.2)'
+const BAD_HOST_MESSAGE = messageOf('CPX_ERR_BAD_HOST')
 
 /**
  * RFC 9112 §3.2: a server MUST answer 400 to a request with more than one
@@ -83,8 +90,7 @@ export function createRequestHandler(options: DataPlaneOptions): (req: IncomingM
       return
     }
     if (!hostIsValid(req)) {
-      // No code of its own yet in core/errors.ts: the Host is half of the target URI (RFC 9112 §3.3).
-      sendLocalReply(res, 'CPX_ERR_BAD_REQUEST_TARGET', BAD_HOST_MESSAGE)
+      sendLocalReply(res, 'CPX_ERR_BAD_HOST', BAD_HOST_MESSAGE)
       return
     }
     const snapshot = ref.current
@@ -136,7 +142,8 @@ export function createDataPlane(options: DataPlaneOptions): FastifyInstance {
     req.url = originForm(req)
     if ((req as MarkedRequest)[BAD_TARGET] === true || !hostIsValid(req)) {
       socket.on('error', () => socket.destroy())
-      writeLocalReply(socket, 'CPX_ERR_BAD_REQUEST_TARGET', (req as MarkedRequest)[BAD_TARGET] === true ? messageOf('CPX_ERR_BAD_REQUEST_TARGET') : BAD_HOST_MESSAGE)
+      if ((req as MarkedRequest)[BAD_TARGET] === true) writeLocalReply(socket, 'CPX_ERR_BAD_REQUEST_TARGET', messageOf('CPX_ERR_BAD_REQUEST_TARGET'))
+      else writeLocalReply(socket, 'CPX_ERR_BAD_HOST', BAD_HOST_MESSAGE)
       return
     }
     proxyUpgrade(req, socket, head, options)

@@ -66,7 +66,7 @@ export class RolloutController {
   #persistFailures = 0
   #evaluationScheduled = false
   #lastEvaluationAt = Number.NEGATIVE_INFINITY
-  #figuresCache: { at: number; stable: SideSummary; canary: SideSummary } | null = null
+  #figuresCache: { at: number; recorded: number; stable: SideSummary; canary: SideSummary } | null = null
 
   private constructor(deps: ControllerDeps, state: RolloutState) {
     this.#deps = deps
@@ -208,13 +208,17 @@ export class RolloutController {
     }
   }
 
-  /** Window figures of both sides, cached briefly: one scrape reads them for several metrics. */
+  /**
+   * Window figures of both sides, cached while nothing new was recorded and
+   * for at most 50ms: one scrape reads them for several metrics.
+   */
   figures(): { stable: SideSummary; canary: SideSummary } {
     const now = this.#deps.clock.now()
-    const cached = this.#figuresCache
-    if (cached !== null && now - cached.at >= 0 && now - cached.at < 50) return cached
     const { stats } = this.#deps
-    const fresh = { at: now, stable: summarize(stats.stable.window.read(now)), canary: summarize(stats.canary.window.read(now)) }
+    const recorded = outcomes(stats.stable) + outcomes(stats.canary)
+    const cached = this.#figuresCache
+    if (cached !== null && cached.recorded === recorded && now - cached.at >= 0 && now - cached.at < 50) return cached
+    const fresh = { at: now, recorded, stable: summarize(stats.stable.window.read(now)), canary: summarize(stats.canary.window.read(now)) }
     this.#figuresCache = fresh
     return fresh
   }
@@ -314,6 +318,12 @@ export class RolloutController {
     const basePath = parsed.pathname === '/' ? '' : parsed.pathname.replace(/\/+$/, '')
     return { side, url, host: parsed.host, basePath, dispatcher: this.#deps.pools.get(url), stats: this.#deps.stats[side] }
   }
+}
+
+function outcomes(side: SideStats): number {
+  let n = 0
+  for (const count of side.byClass) n += count
+  return n
 }
 
 function p99(histogram: CanaryFigures['latency']): number | null {

@@ -82,7 +82,10 @@ function judge(state: RolloutState, verdict: Decision, now: number, settings: Ro
     const next = ended(base, 'rolled_back', verdict.reason)
     return moved(state, next, 'auto', 'rollback', verdict.reason, [{ type: 'rolledBack' }, { type: 'publish' }])
   }
-  const noted: RolloutState = { ...state, lastDecision: verdict }
+  // The same verdict for the same reason keeps its first time: `lastDecision.at`
+  // says since when it holds, and the status does not churn on every tick.
+  const same = state.lastDecision !== null && state.lastDecision.verdict === verdict.verdict && state.lastDecision.reason === verdict.reason
+  const noted: RolloutState = same ? state : { ...state, lastDecision: verdict }
   if (verdict.verdict !== 'pass') return { ok: true, state: noted, effects: [] }
   if (state.phase === 'progressing' && now - state.stepStartedAt >= settings.stepDurationMs) {
     const next = advance(state, base, now, settings)

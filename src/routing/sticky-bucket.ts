@@ -34,7 +34,9 @@ export function cookieValue(header: string | undefined, name: string): string | 
     const startsPair = at === 0 || header.charCodeAt(at - 1) === 0x20 || header.charCodeAt(at - 1) === 0x3b
     if (startsPair && header.charCodeAt(end) === 0x3d) {
       const stop = header.indexOf(';', end + 1)
-      const value = header.slice(end + 1, stop === -1 ? header.length : stop).trim()
+      let value = header.slice(end + 1, stop === -1 ? header.length : stop).trim()
+      // RFC 6265 allows a DQUOTE-wrapped value; the key is what is inside.
+      if (value.length >= 2 && value.charCodeAt(0) === 0x22 && value.charCodeAt(value.length - 1) === 0x22) value = value.slice(1, -1)
       return value === '' ? null : value
     }
     from = end

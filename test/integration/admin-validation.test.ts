@@ -96,7 +96,7 @@ t.test('PUT /api/v1/weight: invalid input is a 400 naming the field, and nothing
 
   const cases: { label: string; body: unknown; field: string }[] = [
     { label: 'weight missing', body: {}, field: 'weight' },
-    { label: 'weight missing, other field', body: { percent: 5 }, field: 'weight' },
+    { label: 'weight missing, other field', body: { percent: 5 }, field: 'percent' },
     { label: 'string "50"', body: { weight: '50' }, field: 'weight' },
     { label: 'null', body: { weight: null }, field: 'weight' },
     { label: 'true', body: { weight: true }, field: 'weight' },

@@ -69,7 +69,7 @@ t.test('request targets', async (t) => {
     ] as const) {
       const res = await rawRequest(proxyUrl, `GET /h HTTP/1.1\r\n${hostLines}\r\n`)
       t.equal(res.status, 400, `${what}: 400`)
-      t.same(res.headers['x-canary-proxy-error'], ['CPX_ERR_BAD_REQUEST_TARGET'], what)
+      t.same(res.headers['x-canary-proxy-error'], ['CPX_ERR_BAD_HOST'], what)
     }
     t.equal(stable.received.length, before, 'none of them reached the upstream')
     await forwarded(t, '/h', '/h', 'app.example:8080')

@@ -30,6 +30,7 @@ t.test('cookie values', async (t) => {
   t.equal(cookieValue('xcanary_user=abc', 'canary_user'), null, 'a longer name is another cookie')
   t.equal(cookieValue('canary_user_x=1; canary_user=z', 'canary_user'), 'z')
   t.equal(cookieValue('canary_user=', 'canary_user'), null)
+  t.equal(cookieValue('canary_user="abc"', 'canary_user'), 'abc', 'a quoted value is the same key')
   t.equal(cookieValue(undefined, 'canary_user'), null)
 })
 

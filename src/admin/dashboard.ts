@@ -446,7 +446,7 @@ const SCRIPT = `
   function refresh(withEvents) {
     var started = epoch;
     var calls = [getJson('/api/v1/status')];
-    if (withEvents) calls.push(getJson('/api/v1/events'));
+    if (withEvents) calls.push(getJson('/api/v1/events?limit=' + EVENTS_SHOWN));
     return Promise.all(calls).then(function (answers) {
       conn.className = '';
       conn.textContent = 'live · updated ' + new Date().toLocaleTimeString('en-GB', { hour12: false });

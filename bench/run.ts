@@ -1,6 +1,6 @@
 /** `npm run bench`: starts every candidate in its own pinned process, runs the interleaved load and the microbench, and writes bench/RESULTS.md. */
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
@@ -36,6 +36,8 @@ const plan: Plan = quick
   : { connections: 50, warmupS: 5, runWarmupS: 1, durationS: 10, rounds: 3, rate: 2000, latencyWarmupS: 1, latencyDurationS: 8, latencyRounds: 3, latencyConnections: 50 }
 
 const log = (line: string): void => void process.stdout.write(`${line}\n`)
+// Progress output piped into `head` must not stop the run (EPIPE).
+process.stdout.on('error', () => {})
 
 interface Candidate extends CandidateInfo {
   readonly url: string
@@ -82,9 +84,12 @@ async function main(): Promise<void> {
     canaryStatus: null,
     expectedStickyShare: expectedStickyShare(5),
     decision: '',
+    proxyBenchS: 0,
     elapsedS: 0,
   }
   log(`canary-proxy bench${quick ? ' (quick trial)' : ''}: ${report.machine.cpuModel}, ${report.machine.cores} CPUs, Node ${report.machine.node}, nginx ${nginx ?? 'absent'}, taskset ${taskset ? 'yes' : 'no'}`)
+  const busy = loadavg()[0] ?? 0
+  if (busy > report.machine.cores / 2) log(`warning: load average ${busy.toFixed(1)} on ${report.machine.cores} CPUs: other work is running and the figures will be noisy (RESULTS.md shows how much)`)
 
   try {
     const upstream = await children.node('upstream', 'servers/upstream.js', [], pin(loadCpus))
@@ -170,6 +175,7 @@ async function main(): Promise<void> {
     await children.stopAll()
   }
 
+  report.proxyBenchS = (performance.now() - started) / 1000
   if (flags['skip-decision'] === true) {
     report.decision = '## Decision speed\n\nSkipped in this run (`--skip-decision`).\n'
   } else {

@@ -76,9 +76,10 @@ export class Handle {
 
 /**
  * Every process the runner starts is registered here and stopped by its PID:
- * `stopAll()` on the normal path, and a synchronous SIGKILL from the 'exit'
- * hook when the runner fails or is interrupted. Node children also exit on
- * their own when the IPC channel closes (see ipc.ts).
+ * `stopAll()` on the normal path (SIGTERM, then SIGKILL after a grace time),
+ * and a synchronous SIGTERM from the 'exit' hook when the runner fails or is
+ * interrupted. Children also exit on their own when the IPC channel closes
+ * (see ipc.ts), which covers a runner killed outright.
  */
 export class Children {
   readonly #tracked = new Set<Tracked>()
@@ -122,9 +123,13 @@ export class Children {
     await Promise.all([...this.#tracked].map((t) => this.#stopOne(t, graceMs)))
   }
 
-  /** Synchronous last resort from process 'exit': SIGKILL by PID. */
+  /**
+   * Synchronous last resort from process 'exit': SIGTERM by PID. Not SIGKILL:
+   * the nginx keeper must live long enough to pass the signal on to nginx.
+   * Every bench child exits on SIGTERM, and again when its IPC channel closes.
+   */
   killAllNow(): void {
-    for (const t of this.#tracked) if (!t.exited) signal(t, 'SIGKILL')
+    for (const t of this.#tracked) if (!t.exited) signal(t, 'SIGTERM')
   }
 
   #start(name: string, command: string, args: readonly string[], options: SpawnOptions): Tracked {

@@ -9,42 +9,27 @@ import { DURATION_BUCKETS_SECONDS, SideStats } from '../../src/stats/side-stats.
 import type { Dispatcher } from 'undici'
 import { serveCalls } from '../lib/ipc.js'
 import { STICKY_HEADER, USER_IDS } from '../lib/payload.js'
+import { measure, prng, type Case, type MicroCase } from './measure.js'
+import { periodicCases } from './periodic-work.js'
 
 export interface MicroParams {
   readonly quick: boolean
 }
 
-export interface MicroCase {
-  readonly name: string
-  readonly note: string
-  /** ns of this process's CPU time per operation, one entry per run. */
-  readonly nsPerOp: number[]
-  /** ns of wall-clock time per operation, one entry per run (inflated when other processes share the CPU). */
-  readonly wallNsPerOp: number[]
-}
-
 export interface MicroResult {
   readonly opsPerRun: number
   readonly runs: number
+  /** Per-request operations (ns/op). */
   readonly cases: MicroCase[]
+  readonly periodicOpsPerRun: number
+  /** Once-a-second operations on the event loop (reported in µs/op). */
+  readonly periodic: MicroCase[]
   /** Printed so the loops' results are used (no dead-code elimination). */
   readonly checksum: number
 }
 
 const INPUTS = 4096
 const MASK = INPUTS - 1
-
-/** mulberry32: a seeded PRNG, so every run records the same values. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const rand = prng(42)
 /**
@@ -79,13 +64,6 @@ const headerSets: IncomingHttpHeaders[] = Array.from({ length: INPUTS }, (_, i) 
   [STICKY_HEADER]: `user-${i % USER_IDS}`,
 }))
 const random = (): number => rand()
-
-interface Case {
-  readonly name: string
-  readonly note: string
-  /** Runs n operations and returns something derived from them. */
-  readonly run: (n: number) => number
-}
 
 /**
  * A holder whose field has been written twice. V8 constant-folds loads
@@ -198,28 +176,12 @@ function cases(): Case[] {
 }
 
 function run(params: MicroParams): MicroResult {
-  const opsPerRun = params.quick ? 500_000 : 2_000_000
+  const opsPerRun = params.quick ? 300_000 : 1_000_000
+  const periodicOpsPerRun = params.quick ? 100 : 300
   const runs = params.quick ? 3 : 11
-  const list = cases()
-  let checksum = 0
-  // Warm-up: enough calls for the optimizing compiler to settle every case.
-  for (const c of list) checksum += c.run(params.quick ? 200_000 : 1_000_000)
-  const results = list.map((c) => ({ name: c.name, note: c.note, nsPerOp: [] as number[], wallNsPerOp: [] as number[] }))
-  // Interleaved: A B C …, A B C …, so a noisy moment hits every case alike.
-  // CPU time (getrusage) is the figure: on a shared machine wall time also
-  // counts the slices other processes ran in; both are reported.
-  for (let r = 0; r < runs; r++) {
-    list.forEach((c, k) => {
-      const cpu0 = process.cpuUsage()
-      const t0 = process.hrtime.bigint()
-      checksum += c.run(opsPerRun)
-      const wallNs = Number(process.hrtime.bigint() - t0)
-      const cpu = process.cpuUsage(cpu0)
-      results[k]!.nsPerOp.push(((cpu.user + cpu.system) * 1000) / opsPerRun)
-      results[k]!.wallNsPerOp.push(wallNs / opsPerRun)
-    })
-  }
-  return { opsPerRun, runs, cases: results, checksum: checksum % 1e9 }
+  const hot = measure(cases(), opsPerRun, opsPerRun, runs)
+  const periodic = measure(periodicCases(), periodicOpsPerRun, periodicOpsPerRun, runs)
+  return { opsPerRun, runs, cases: hot.cases, periodicOpsPerRun, periodic: periodic.cases, checksum: (hot.checksum + periodic.checksum) % 1e9 }
 }
 
 serveCalls({ run })

@@ -1,0 +1,62 @@
+/** Microbench cases for the control-plane work that runs on the data plane's event loop every second: window rotation and window reads. */
+import { SideStats, summarize } from '../../src/stats/side-stats.js'
+import type { Case } from './measure.js'
+import { prng } from './measure.js'
+
+/** Values recorded into the current slot before each rotation: a few, so every slot holds data as under load. */
+const PER_SLOT = 50
+
+/**
+ * A 30 s window (the default analysis.window: 30 slots of 1 s) filled the
+ * way traffic fills it, latencies 200us..20ms plus one 2 s outlier per slot,
+ * which stretches each slot's histogram the way a slow request does.
+ */
+function filledStats(): { stats: SideStats; step: () => number; now: () => number } {
+  const rand = prng(7)
+  const stats = new SideStats('canary', 30_000, 0)
+  let now = 0
+  const fill = (): void => {
+    for (let i = 0; i < PER_SLOT - 1; i++) stats.recordResponse(200, 200 * Math.pow(100, rand()))
+    stats.recordResponse(200, 2_000_000)
+  }
+  for (let s = 0; s < stats.window.slotCount; s++) {
+    fill()
+    now += stats.window.slotMs
+    stats.window.advance(now)
+  }
+  return {
+    stats,
+    now: () => now,
+    step: () => {
+      fill()
+      now += stats.window.slotMs
+      stats.window.advance(now)
+      return stats.window.slotCount
+    },
+  }
+}
+
+export function periodicCases(): Case[] {
+  const rotating = filledStats()
+  const reading = filledStats()
+  return [
+    {
+      name: 'SlidingWindow.advance by one slot',
+      note: `src/stats/window.ts, per side every slotMs (1 s by default): close the current slot, drop the oldest; includes recording ${PER_SLOT} values into the slot first (~${PER_SLOT} × the record cost)`,
+      run(n) {
+        let sum = 0
+        for (let i = 0; i < n; i++) sum += rotating.step()
+        return sum
+      },
+    },
+    {
+      name: 'window read + summarize',
+      note: 'src/stats/side-stats.ts summarize(window.read(now)): per side on each analysis tick while a rollout is under way, and on status/scrape reads (cached 50 ms)',
+      run(n) {
+        let sum = 0
+        for (let i = 0; i < n; i++) sum += summarize(reading.stats.window.read(reading.now())).p99Ms ?? 0
+        return sum
+      },
+    },
+  ]
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** bin entry: parse argv, run one command, set the exit code; the only module with side effects at import. */
 import { readFileSync } from 'node:fs'
-import { UsageError, parseCommand } from './cli/args.js'
+import { USAGE, UsageError, parseCommand } from './cli/args.js'
 import { EXIT_USAGE, runCommand } from './cli/commands.js'
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -20,6 +20,7 @@ try {
 } catch (error) {
   if (error instanceof UsageError) {
     io.err(`canary-proxy ${error.message}`)
+    if (error.showUsage) io.err(`\n${USAGE}`)
     process.exitCode = EXIT_USAGE
   } else {
     io.err(`canary-proxy: ${(error as Error).stack ?? String(error)}`)

@@ -65,7 +65,7 @@ export class AdminClient {
     }
     if (response.statusCode >= 400) {
       const message = (parsed as { error?: unknown }).error
-      const hint = response.statusCode === 401 ? ' (pass --token or set CANARY_PROXY_ADMIN_TOKEN)' : ''
+      const hint = response.statusCode === 401 ? ' (pass --token or set CANARY_PROXY_ADMIN_TOKEN)' : response.statusCode === 403 ? ' (check --token or CANARY_PROXY_ADMIN_TOKEN)' : ''
       throw new AdminError(`refused (${response.statusCode}): ${typeof message === 'string' ? message : text}${hint}`, response.statusCode)
     }
     return parsed as T

@@ -22,7 +22,15 @@ export type Command =
   | { readonly name: 'help'; readonly topic: string | null }
   | { readonly name: 'version' }
 
-export class UsageError extends Error {}
+export class UsageError extends Error {
+  /** Print the whole usage after the message (an unknown command: the user needs the list). */
+  readonly showUsage: boolean
+
+  constructor(message: string, options: { showUsage?: boolean } = {}) {
+    super(message)
+    this.showUsage = options.showUsage ?? false
+  }
+}
 
 export const DEFAULT_CONFIG = 'config/canary-proxy.yaml'
 export const DEFAULT_ADMIN = 'http://127.0.0.1:9901'
@@ -52,11 +60,16 @@ export function parseCommand(argv: readonly string[], env: Env): Command {
     return { values: parsed.values as Values, positionals: parsed.positionals }
   }
   const str = (v: string | boolean | undefined): string | undefined => (typeof v === 'string' ? v : undefined)
-  const client = (values: Record<string, unknown>): ClientOptions => ({
-    admin: typeof values.admin === 'string' ? values.admin : (env.CANARY_PROXY_ADMIN ?? DEFAULT_ADMIN),
-    token: typeof values.token === 'string' ? values.token : (env.CANARY_PROXY_ADMIN_TOKEN || null),
-    json: values.json === true,
-  })
+  const client = (values: Record<string, unknown>): ClientOptions => {
+    const fromFlag = typeof values.admin === 'string'
+    const admin = fromFlag ? (values.admin as string) : env.CANARY_PROXY_ADMIN || DEFAULT_ADMIN
+    if (!isHttpUrl(admin)) throw new UsageError(`${name}: ${fromFlag ? '--admin' : 'CANARY_PROXY_ADMIN'} must be an http:// or https:// URL such as ${DEFAULT_ADMIN} (got ${JSON.stringify(admin)})`)
+    return {
+      admin,
+      token: typeof values.token === 'string' ? values.token : env.CANARY_PROXY_ADMIN_TOKEN || null,
+      json: values.json === true,
+    }
+  }
   const help: Command = { name: 'help', topic: name }
 
   switch (name) {
@@ -122,7 +135,16 @@ export function parseCommand(argv: readonly string[], env: Env): Command {
       return { name, faulty: p.values.faulty === true, port, adminPort, durationMs }
     }
     default:
-      throw new UsageError(`unknown command ${JSON.stringify(name)}; run canary-proxy help`)
+      throw new UsageError(`unknown command ${JSON.stringify(name)}; run canary-proxy help`, { showUsage: true })
+  }
+}
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const url = new URL(text)
+    return url.protocol === 'http:' || url.protocol === 'https:'
+  } catch {
+    return false
   }
 }
 
@@ -139,7 +161,8 @@ Usage: canary-proxy <command> [options]
 
 Proxy
   serve [--config FILE]          run the proxy (default ${DEFAULT_CONFIG}; env CANARY_PROXY_CONFIG)
-  validate --config FILE         check a config: exit 0 if valid, else 1 and one line per problem
+  validate --config FILE [--json]
+                                 check a config: exit 0 if valid, else 1 and one line per problem
   demo [--faulty] [--port N] [--admin-port N] [--duration D]
                                  sample stable and canary upstreams, generated traffic and a whole
                                  rollout, with live progress (--faulty: the canary starts failing)
@@ -151,11 +174,16 @@ Rollout (talk to a running proxy's admin API)
   pause | resume | promote       hold the weight | continue | go straight to 100% and success
   abort [--reason TEXT]          weight 0, phase aborted
   events                         the recent transitions and admin actions
-  wait [--timeout D]             block until the rollout ends: exit 0 succeeded, 1 rolled back or
-                                 aborted, 2 timeout
+  wait [--timeout D] [--interval D]
+                                 block until the rollout ends: exit 0 succeeded, 1 rolled back or
+                                 aborted, 2 timeout (polls every --interval, default 500ms)
 
 Client options
   --admin URL     admin API (default ${DEFAULT_ADMIN}; env CANARY_PROXY_ADMIN)
   --token T       bearer token (env CANARY_PROXY_ADMIN_TOKEN)
   --json          machine-readable output
+
+Other
+  help                           this text (also --help, -h, or COMMAND --help)
+  version                        the version (also --version, -v)
 `

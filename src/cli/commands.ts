@@ -1,12 +1,14 @@
-/** One function per CLI command; each returns the process exit code. */
+/**
+ * One function per CLI command; each returns the process exit code.
+ *
+ * Heavy modules are imported by the commands that need them: a client command
+ * (`status`, `wait` polling in CI) loads the HTTP client only, not the proxy,
+ * the admin server and the config validator, so it starts in a fraction of the time.
+ */
 import { setTimeout as sleep } from 'node:timers/promises'
-import { buildApp } from '../app.js'
-import { loadConfigFile } from '../config/load.js'
 import { renderIssue } from '../config/issues.js'
 import { formatDuration } from '../core/duration.js'
-import { runDemo } from '../demo/demo.js'
 import type { StatusView } from '../rollout/controller.js'
-import { AdminClient, AdminError } from './admin-client.js'
 import type { ClientOptions, Command } from './args.js'
 import { USAGE } from './args.js'
 import { renderEvent, renderStatus } from './render.js'
@@ -33,8 +35,10 @@ export async function runCommand(command: Command, io: Io, version: string): Pro
       return serve(command.config, io)
     case 'validate':
       return validate(command.config, command.json, io)
-    case 'demo':
+    case 'demo': {
+      const { runDemo } = await import('../demo/demo.js')
       return runDemo(command, io)
+    }
     case 'wait':
       return waitForEnd(command.client, command.timeoutMs, command.pollMs, io)
     default:
@@ -43,6 +47,7 @@ export async function runCommand(command: Command, io: Io, version: string): Pro
 }
 
 async function validate(file: string, json: boolean, io: Io): Promise<number> {
+  const { loadConfigFile } = await import('../config/load.js')
   const result = await loadConfigFile(file)
   if (json) {
     io.out(JSON.stringify({ file, valid: result.ok, problems: result.ok ? [] : result.error }, null, 2))
@@ -59,13 +64,29 @@ async function validate(file: string, json: boolean, io: Io): Promise<number> {
 }
 
 async function serve(file: string, io: Io): Promise<number> {
+  const { loadConfigFile } = await import('../config/load.js')
   const result = await loadConfigFile(file)
   if (!result.ok) {
     for (const issue of result.error) io.err(renderIssue(issue))
     io.err(`${file}: invalid configuration, not starting`)
     return EXIT_FAILED
   }
-  const app = await buildApp({ config: result.value })
+  // Listen for the signals from the start: one that arrives while the app
+  // starts up stops it cleanly as soon as it is up, rather than killing it
+  // half-way through opening its state and audit files.
+  const stopped = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'))
+    process.once('SIGINT', () => resolve('SIGINT'))
+  })
+  const { buildApp } = await import('../app.js')
+  let app
+  try {
+    app = await buildApp({ config: result.value })
+  } catch (error) {
+    // An unusable state or audit path: the message names it; no stack trace.
+    io.err(`cannot start: ${(error as Error).message}`)
+    return EXIT_FAILED
+  }
   try {
     await app.listen()
   } catch (error) {
@@ -74,10 +95,7 @@ async function serve(file: string, io: Io): Promise<number> {
     await app.close()
     return EXIT_FAILED
   }
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'))
-    process.once('SIGINT', () => resolve('SIGINT'))
-  })
+  const signal = await stopped
   app.log.info(`${signal}: draining (not ready, finishing requests in flight, up to ${formatDuration(app.config.listen.drainTimeoutMs)})`)
   // A second signal means "now".
   const now = (): never => process.exit(EXIT_FAILED)
@@ -88,6 +106,7 @@ async function serve(file: string, io: Io): Promise<number> {
 }
 
 async function clientCommand(command: Exclude<Command, { name: 'help' | 'version' | 'serve' | 'validate' | 'demo' | 'wait' }>, io: Io): Promise<number> {
+  const { AdminClient, AdminError } = await import('./admin-client.js')
   const client = new AdminClient(command.client)
   try {
     if (command.name === 'events') {
@@ -126,6 +145,7 @@ async function clientCommand(command: Exclude<Command, { name: 'help' | 'version
 
 /** For CI pipelines: exit 0 succeeded, 1 rolled back or aborted, 2 timeout. A proxy restart during the wait is ridden out. */
 async function waitForEnd(options: ClientOptions, timeoutMs: number | null, pollMs: number, io: Io): Promise<number> {
+  const { AdminClient, AdminError } = await import('./admin-client.js')
   const client = new AdminClient(options)
   const started = Date.now()
   const deadline = timeoutMs === null ? Number.POSITIVE_INFINITY : started + timeoutMs

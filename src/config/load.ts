@@ -43,7 +43,10 @@ export function parseConfigText(text: string, env: Env = process.env): ConfigRes
   const envIssues = substituteEnv(doc, env)
   const data: unknown = doc.toJS() ?? {}
   const result = configFromObject(data)
-  if (envIssues.length > 0) return err([...envIssues, ...(result.ok ? [] : result.error)])
+  // An unset variable leaves an empty value behind; its own line says so, so
+  // the schema's complaint about the same key ("must not be empty") is dropped.
+  const reported = new Set(envIssues.map((i) => i.path))
+  if (envIssues.length > 0) return err([...envIssues, ...(result.ok ? [] : result.error.filter((i) => !reported.has(i.path)))])
   return result
 }
 

@@ -103,10 +103,10 @@ t.test('${ENV} substitution', async (t) => {
   t.same(lines('upstreams:\n  stable: "http://${HOST}:${PORTX}"\n', { HOST: 'h.test' }), [
     'upstreams.stable: environment variable PORTX is not set (write ${PORTX:-} for an empty default)',
   ])
-  t.same(lines('rollout:\n  steps: [5, "${S2}"]\nupstreams:\n  stable: http://a.test\n'), [
+  t.same(lines('rollout:\n  steps: [5, "${S2}"]\nupstreams:\n  stable: http://a.test\naudit:\n  file: ${AUDIT}\n'), [
     'rollout.steps[1]: environment variable S2 is not set (write ${S2:-} for an empty default)',
-    'rollout.steps[1]: must be a number (got "")',
-  ])
+    'audit.file: environment variable AUDIT is not set (write ${AUDIT:-} for an empty default)',
+  ], 'one line per unset variable, not a second one for the empty value it leaves')
   const injected = parseConfigText('upstreams:\n  stable: ${V}\n', { V: 'http://a.test\nadmin: {host: 0.0.0.0}' })
   t.notOk(injected.ok, 'a variable cannot inject YAML structure')
 })

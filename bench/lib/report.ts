@@ -248,7 +248,7 @@ function renderMemory(out: string[], r: Report): void {
 }
 
 function renderMicro(out: string[], r: Report): void {
-  out.push('## Per-request record cost (microbench)', '')
+  out.push('## Per-request costs (microbench)', '')
   if (r.micro === null) {
     out.push('Not run.', '')
     return

@@ -85,10 +85,10 @@ const FULL: Sizes = {
   replacements: MAX_REPLACEMENTS,
   healthyRuns: 20,
   badAfterMs: 3_000,
-  recordHealthyMs: 3_000,
-  recordBadMs: 6_000,
+  recordHealthyMs: 2_000,
+  recordBadMs: 5_000,
   simHealthy: 200,
-  simShared: 60,
+  simShared: 40,
   simFailure: 20,
 }
 const QUICK: Sizes = {

@@ -1,7 +1,7 @@
 /** Decision-speed benchmark: how fast and with how much blast radius a breach is rolled back, beside a Flagger-style policy. */
 import { configFromObject } from '../src/config/load.js'
 import type { Config } from '../src/config/schema.js'
-import { wilsonBounds } from '../src/rollout/confidence.js'
+import { proportionBounds } from '../src/rollout/confidence.js'
 import { replayFailure, replayHealthy, secondsOf, seededRng, type FlaggerChecks, type FlaggerPolicy, type Second } from './decision-flagger.js'
 import { runSimulations, type SimBehaviour, type SimCase, type SimOutcome, type SimResult } from './decision-gate-sim.js'
 import { runRollout, startTraffic, stopTraffic, type RunPlan, type RunResult, type Traffic } from './decision-harness.js'
@@ -564,7 +564,7 @@ function simulationSection(results: readonly SimResult[]): string[] {
   if (healthy !== undefined) {
     const n = healthy.outcomes.length
     const k = healthy.outcomes.filter((o) => o.phase === 'rolled_back').length
-    const ci = wilsonBounds(k, n, 1.96)
+    const ci = proportionBounds(k, n, 0.975) // each side at 97.5%: a 95% interval
     const none = (p: number): string => `${(100 * (1 - p) ** 20).toFixed(0)}%`
     out.push('')
     out.push(

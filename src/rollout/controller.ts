@@ -7,7 +7,6 @@ import { compileSnapshot, SnapshotRef, type RoutingSnapshot, type SideName, type
 import { summarize, type SideStats, type SideSummary } from '../stats/side-stats.js'
 import type { AuditLog } from '../state/audit-log.js'
 import type { StateStore } from '../state/store.js'
-import { zForConfidence } from './confidence.js'
 import { evaluateGate, type CanaryFigures, type GateSettings, type StableFigures } from './gate.js'
 import { initialState, transition, type TransitionResult } from './machine.js'
 import { isUnderWay, type Actor, type Decision, type Phase, type RolloutEvent, type RolloutSettings, type RolloutState } from './phase.js'
@@ -73,7 +72,7 @@ export class RolloutController {
     this.#state = state
     const c = deps.config
     this.settings = { steps: c.rollout.steps, stepDurationMs: c.rollout.stepDurationMs, bakeMs: c.rollout.bakeMs }
-    this.#gate = { ...c.analysis, z: zForConfidence(c.analysis.confidence) }
+    this.#gate = c.analysis
     this.ref = new SnapshotRef(this.#compile())
     deps.stats.canary.onError = () => this.#onCanaryError()
   }
@@ -241,9 +240,21 @@ export class RolloutController {
 
   async #apply(result: TransitionResult): Promise<void> {
     if (!result.ok) return
+    const before = this.#state
     this.#state = result.state
     const { clock, stats, log, pools, audit } = this.#deps
     const now = clock.now()
+    // Each weight of a rollout is observed afresh on both sides, so the two
+    // windows always cover the same time span with steady shares of traffic.
+    // Otherwise, as the weight grows, the canary's samples crowd into the
+    // last seconds while stable's spread over the whole window, and anything
+    // that slows both sides at once reads as a canary regression (measured
+    // on the decision bench). Ending a rollout keeps the figures that ended it.
+    if (isUnderWay(result.state.phase) && result.state.weight !== before.weight) {
+      stats.stable.window.reset(now)
+      stats.canary.window.reset(now)
+      this.#figuresCache = null
+    }
     let persisted: Promise<void> = Promise.resolve()
     for (const effect of result.effects) {
       switch (effect.type) {

@@ -2,7 +2,7 @@
 import type { Histogram } from 'hdr-histogram-js'
 import type { AnalysisConfig } from '../config/schema.js'
 import { countAbove } from '../stats/latency-histogram.js'
-import { differenceLowerBound, wilsonBounds } from './confidence.js'
+import { differenceLowerBound, proportionBounds } from './confidence.js'
 import type { Decision } from './phase.js'
 
 export interface GateFigures {
@@ -22,10 +22,7 @@ export interface StableFigures extends GateFigures {
   readonly baseline: boolean
 }
 
-export interface GateSettings extends AnalysisConfig {
-  /** z for analysis.confidence, computed once (zForConfidence). */
-  readonly z: number
-}
+export type GateSettings = AnalysisConfig
 
 interface Finding {
   readonly breached: boolean
@@ -37,7 +34,7 @@ interface Finding {
 /**
  * Each configured check compares the observed canary figure with its
  * threshold. A breach only fails the canary when it is also conclusive: the
- * one-sided lower confidence bound of the canary's share of errors (or of
+ * one-sided lower confidence bound (exact, Clopper–Pearson) of the canary's share of errors (or of
  * responses slower than the latency bound; p99 > T means more than 1% of
  * responses are slower than T) is itself above the threshold. A breach that is
  * not yet conclusive holds the step like too little traffic does: it neither
@@ -56,7 +53,7 @@ export function evaluateGate(canary: CanaryFigures, stable: StableFigures | null
     const breached = rate > s.maxErrorRate
     findings.push({
       breached,
-      conclusive: breached && wilsonBounds(canary.errors, n, s.z).lower > s.maxErrorRate,
+      conclusive: breached && proportionBounds(canary.errors, n, s.confidence).lower > s.maxErrorRate,
       text: `canary error rate ${pct(rate)} over ${count(n)} requests ${breached ? '>' : '<='} max ${pct(s.maxErrorRate)}`,
     })
   }
@@ -66,7 +63,7 @@ export function evaluateGate(canary: CanaryFigures, stable: StableFigures | null
     const breached = increase > s.maxErrorRateIncrease
     findings.push({
       breached,
-      conclusive: breached && differenceLowerBound(canary.errors, n, stableUsable.errors, stableUsable.requests, s.z) > s.maxErrorRateIncrease,
+      conclusive: breached && differenceLowerBound(canary.errors, n, stableUsable.errors, stableUsable.requests, s.confidence) > s.maxErrorRateIncrease,
       text: `canary error rate ${pct(rate)} vs ${stableName(stableUsable)} ${pct(stableRate)} (${count(n)} vs ${count(stableUsable.requests)} requests): increase ${points(increase)} ${breached ? '>' : '<='} max ${points(s.maxErrorRateIncrease)}`,
     })
   }
@@ -74,7 +71,7 @@ export function evaluateGate(canary: CanaryFigures, stable: StableFigures | null
   if (canary.p99Us !== null && latencyCount > 0) {
     if (s.maxP99Ms !== null) {
       const boundUs = s.maxP99Ms * 1000
-      findings.push(latencyFinding(canary, boundUs, s.z, `canary p99 ${ms(canary.p99Us)} over ${count(latencyCount)} responses`, `max ${ms(boundUs)}`))
+      findings.push(latencyFinding(canary, boundUs, s.confidence, `canary p99 ${ms(canary.p99Us)} over ${count(latencyCount)} responses`, `max ${ms(boundUs)}`))
     }
     if (s.maxP99Ratio !== null && stableUsable !== null && stableUsable.p99Us !== null && stableUsable.p99Us > 0) {
       const sp99 = stableUsable.p99Us
@@ -84,7 +81,7 @@ export function evaluateGate(canary: CanaryFigures, stable: StableFigures | null
         latencyFinding(
           canary,
           boundUs,
-          s.z,
+          s.confidence,
           `canary p99 ${ms(canary.p99Us)} is ${ratio.toFixed(2)}x ${stableName(stableUsable)} p99 ${ms(sp99)} (${count(latencyCount)} vs ${count(stableUsable.requests)} requests)`,
           `max ${s.maxP99Ratio}x and ${ms(s.minP99DeltaMs * 1000)} above stable, i.e. ${ms(boundUs)}`,
         ),
@@ -105,13 +102,13 @@ export function evaluateGate(canary: CanaryFigures, stable: StableFigures | null
   return { at: now, verdict: 'pass', reason: `canary error rate ${pct(rate)}${latency(canary)} over ${count(n)} requests${reference}: within all ${findings.length} checks` }
 }
 
-function latencyFinding(canary: CanaryFigures, boundUs: number, z: number, observed: string, limit: string): Finding {
+function latencyFinding(canary: CanaryFigures, boundUs: number, confidence: number, observed: string, limit: string): Finding {
   const p99 = canary.p99Us ?? 0
   const breached = p99 > boundUs
   const slower = breached ? countAbove(canary.latency, boundUs) : 0
   return {
     breached,
-    conclusive: breached && wilsonBounds(slower, canary.latency.totalCount, z).lower > 0.01,
+    conclusive: breached && proportionBounds(slower, canary.latency.totalCount, confidence).lower > 0.01,
     text: `${observed} ${breached ? '>' : '<='} ${limit}`,
   }
 }

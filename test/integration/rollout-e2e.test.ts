@@ -35,7 +35,9 @@ const statusOf = async (adminUrl: string): Promise<StatusView> => (await admin(a
 const base = (stable: TestUpstream, canary: TestUpstream): ConfigInput => ({
   upstreams: { stable: stable.url, canary: canary.url },
   rollout: { steps: [20, 50, 100], stepDuration: '10s', bake: '10s', autoStart: true },
-  analysis: { interval: '1s', window: '60s', minRequests: 20, maxErrorRate: 0.05, maxErrorRateIncrease: 0.05, maxP99: '2s', maxP99Ratio: 1.5, minP99Delta: '5ms' },
+  // minP99Delta 100ms: these tests use millisecond upstreams on a shared machine,
+  // where scheduling noise alone can move a 50-sample p99 by tens of ms.
+  analysis: { interval: '1s', window: '60s', minRequests: 20, maxErrorRate: 0.05, maxErrorRateIncrease: 0.05, maxP99: '2s', maxP99Ratio: 1.5, minP99Delta: '100ms' },
 })
 
 t.test('a healthy canary goes 20% -> 50% -> 100% -> bake -> succeeded, and becomes the stable', async (t) => {
@@ -52,10 +54,12 @@ t.test('a healthy canary goes 20% -> 50% -> 100% -> bake -> succeeded, and becom
   t.match(s.lastDecision?.reason, /0 of 20 canary requests/, 'and says why')
 
   await send(proxyUrl, 100)
+  s = await statusOf(adminUrl)
+  t.same([s.canary?.requests, s.stable.requests], [20, 80], '20% of 100 went to canary')
   clock.advance(1000)
   s = await statusOf(adminUrl)
   t.same([s.phase, s.weight, s.step], ['progressing', 50, 1], 'enough passing traffic and the duration passed: next step')
-  t.equal(s.canary?.requests, 20, '20% of 100 went to canary')
+  t.same([s.canary?.requests, s.stable.requests], [0, 0], 'each weight is observed afresh on both sides')
 
   await send(proxyUrl, 100)
   clock.advance(5_000)

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import t from 'tap'
 import { formatDuration, parseDuration } from '../../src/core/duration.js'
 import { CanaryProxyError, ERROR_CODES, messageOf, RETIRED_CODES } from '../../src/core/errors.js'
-import { differenceLowerBound, normalCdf, wilsonBounds, zForConfidence } from '../../src/rollout/confidence.js'
+import { betaQuantile, differenceLowerBound, logGamma, proportionBounds, regularizedBeta } from '../../src/rollout/confidence.js'
 
 t.test('durations', async (t) => {
   t.equal(parseDuration('250ms'), 250)
@@ -20,18 +20,33 @@ t.test('durations', async (t) => {
 })
 
 t.test('statistics', async (t) => {
-  t.equal(zForConfidence(0.5), 0)
-  t.ok(Math.abs(zForConfidence(0.975) - 1.95996) < 1e-3)
-  t.ok(Math.abs(zForConfidence(0.99) - 2.32635) < 1e-3)
-  t.ok(Math.abs(normalCdf(0) - 0.5) < 1e-7)
-  const w = wilsonBounds(0, 20, 1.96)
-  t.equal(w.lower, 0)
-  t.ok(w.upper > 0.1 && w.upper < 0.2, 'Wilson upper bound of 0/20 is ~16%')
-  t.same(wilsonBounds(3, 10, 0), { lower: 0.3, upper: 0.3 })
-  t.same(wilsonBounds(0, 0, 2), { lower: 0, upper: 1 })
-  t.equal(differenceLowerBound(30, 100, 5, 1000, 0), 0.3 - 0.005)
-  t.ok(differenceLowerBound(30, 100, 5, 1000, 2.33) > 0.1)
-  t.ok(differenceLowerBound(1, 20, 5, 1000, 2.33) < 0.005, '1 in 20 is not evidence of an increase of half a point')
+  const close = (a: number, b: number, tol: number): boolean => Math.abs(a - b) < tol
+  t.ok(close(Math.exp(logGamma(5)), 24, 1e-9), 'Γ(5) = 4!')
+  t.ok(close(logGamma(0.5), Math.log(Math.sqrt(Math.PI)), 1e-12), 'Γ(1/2) = √π')
+  t.ok(close(regularizedBeta(0.3, 1, 1), 0.3, 1e-12), 'I_x(1,1) = x')
+  t.ok(close(regularizedBeta(0.3, 2, 3), 1 - 0.7 ** 4 - 4 * 0.3 * 0.7 ** 3, 1e-12), 'I_x(2,3) from its binomial sum')
+  t.ok(close(betaQuantile(regularizedBeta(0.123, 7, 40), 7, 40), 0.123, 1e-9), 'the quantile inverts the CDF')
+  // Exact bounds, checked against the binomial tail they are defined by: at the
+  // lower bound L of k in n, P(X >= k | L) = 1 - confidence.
+  const tail = (k: number, n: number, p: number): number => {
+    let below = 0
+    for (let i = 0; i < k; i++) below += Math.exp(logGamma(n + 1) - logGamma(i + 1) - logGamma(n - i + 1) + i * Math.log(p) + (n - i) * Math.log1p(-p))
+    return 1 - below
+  }
+  for (const [k, n] of [[2, 25], [1, 20], [30, 100], [5, 1000]] as const) {
+    const { lower, upper } = proportionBounds(k, n, 0.99)
+    t.ok(close(tail(k, n, lower), 0.01, 1e-6), `P(X >= ${k} | n=${n}, p=lower) = 1%`)
+    t.ok(lower < k / n && upper > k / n, `${k}/${n} lies between its bounds`)
+  }
+  t.ok(proportionBounds(2, 25, 0.99).lower < 0.01, '2 errors in 25 do not prove more than 1% at 99%')
+  t.ok(proportionBounds(20, 20, 0.99).lower > 0.7, '20 errors in 20 prove a high rate')
+  t.same(proportionBounds(0, 20, 0.99).lower, 0)
+  t.same(proportionBounds(20, 20, 0.99).upper, 1)
+  t.same(proportionBounds(3, 10, 0.5), { lower: 0.3, upper: 0.3 }, 'confidence 0.5: as observed')
+  t.same(proportionBounds(0, 0, 0.99), { lower: 0, upper: 1 })
+  t.equal(differenceLowerBound(30, 100, 5, 1000, 0.5), 0.3 - 0.005)
+  t.ok(differenceLowerBound(30, 100, 5, 1000, 0.99) > 0.15)
+  t.ok(differenceLowerBound(1, 20, 5, 1000, 0.99) < 0.005, '1 in 20 is not evidence of an increase of half a point')
 })
 
 t.test('the error registry matches the README table', async (t) => {

@@ -1,6 +1,5 @@
 import t from 'tap'
 import type { AnalysisConfig } from '../../src/config/schema.js'
-import { zForConfidence } from '../../src/rollout/confidence.js'
 import { evaluateGate, type CanaryFigures, type GateSettings, type StableFigures } from '../../src/rollout/gate.js'
 import { newLatencyHistogram } from '../../src/stats/latency-histogram.js'
 
@@ -15,10 +14,7 @@ const analysis: AnalysisConfig = {
   minP99DeltaMs: 5,
   confidence: 0.99,
 }
-const settings = (over: Partial<AnalysisConfig> = {}): GateSettings => {
-  const a = { ...analysis, ...over }
-  return { ...a, z: zForConfidence(a.confidence) }
-}
+const settings = (over: Partial<AnalysisConfig> = {}): GateSettings => ({ ...analysis, ...over })
 
 /** Canary figures with `requests` responses, `errors` of them 5xx, latencies from fn(i) in ms. */
 function canary(requests: number, errors: number, latencyMs: (i: number) => number = () => 10): CanaryFigures {

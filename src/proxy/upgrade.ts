@@ -1,5 +1,5 @@
 /** WebSocket (and other HTTP/1.1 Upgrade) pass-through to the side chosen for the handshake request. */
-import type { IncomingHttpHeaders, IncomingMessage, Server } from 'node:http'
+import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { monotonicMicros } from '../core/clock.js'
@@ -61,7 +61,7 @@ export function replayWithoutUpgrade(server: Server, req: IncomingMessage, socke
 export function writeLocalReply(client: Duplex, code: ErrorCode, message: string): void {
   const body = `canary-proxy: ${message}\n`
   const status = statusOf(code)
-  const reason = status === 504 ? 'Gateway Timeout' : status === 502 ? 'Bad Gateway' : status === 400 ? 'Bad Request' : 'Error'
+  const reason = STATUS_CODES[status] ?? 'Error'
   client.end(
     `HTTP/1.1 ${status} ${reason}\r\n` +
       `content-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${PROXY_ERROR_HEADER}: ${code}\r\nconnection: close\r\n\r\n${body}`,

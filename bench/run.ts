@@ -15,6 +15,20 @@ import type { ClosedResult, OpenResult } from './load/load-generator.js'
 import type { MicroResult } from './micro/record-cost.js'
 import { findNginx, freePort, nginxArgs, type NginxBinary } from './servers/nginx.js'
 
+/*
+ * Usage: npm run bench [-- flags]      (build, then node dist/bench/run.js)
+ *
+ *   --quick            short trial: 3 s runs, 2 rounds, 1 latency round; writes bench/RESULTS.quick.md
+ *   --out FILE         write the results elsewhere
+ *   --proxy-cpu N      CPU list the proxies are pinned to (default 0)
+ *   --load-cpus LIST   CPU list for the upstream and the load generator (default 1)
+ *   --skip-nginx       leave nginx out even when it is installed
+ *   --skip-decision    leave out the decision bench (bench/decision.ts)
+ *
+ * Order: start the upstream, the load generator and every candidate (each its
+ * own process), warm up, interleaved throughput rounds, fixed-rate latency
+ * rounds, stop the servers, microbench, decision bench, write the file.
+ */
 const { values: flags } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
@@ -31,9 +45,10 @@ const outFile = flags.out ?? join(repoRoot, 'bench', quick ? 'RESULTS.quick.md' 
 const proxyCpus = flags['proxy-cpu'] ?? '0'
 const loadCpus = flags['load-cpus'] ?? '1'
 
+// Full: ~4.5 min for these benchmarks on a 2-CPU machine, leaving room for the decision bench in `npm run bench`'s ~10 min.
 const plan: Plan = quick
   ? { connections: 50, warmupS: 1, runWarmupS: 0.5, durationS: 3, rounds: 2, rate: 2000, latencyWarmupS: 1, latencyDurationS: 3, latencyRounds: 1, latencyConnections: 50 }
-  : { connections: 50, warmupS: 5, runWarmupS: 1, durationS: 10, rounds: 3, rate: 2000, latencyWarmupS: 1, latencyDurationS: 8, latencyRounds: 3, latencyConnections: 50 }
+  : { connections: 50, warmupS: 3, runWarmupS: 1, durationS: 8, rounds: 3, rate: 2000, latencyWarmupS: 1, latencyDurationS: 6, latencyRounds: 3, latencyConnections: 50 }
 
 const log = (line: string): void => void process.stdout.write(`${line}\n`)
 // Progress output piped into `head` must not stop the run (EPIPE).

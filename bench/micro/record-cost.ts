@@ -198,8 +198,8 @@ function cases(): Case[] {
 
 function run(params: MicroParams): MicroResult {
   const opsPerRun = params.quick ? 300_000 : 1_000_000
-  const periodicOpsPerRun = params.quick ? 100 : 300
-  const runs = params.quick ? 3 : 11
+  const periodicOpsPerRun = params.quick ? 100 : 200
+  const runs = params.quick ? 3 : 9
   const hot = measure(cases(), opsPerRun, opsPerRun, runs)
   const periodic = measure(periodicCases(), periodicOpsPerRun, periodicOpsPerRun, runs)
   return { opsPerRun, runs, cases: hot.cases, periodicOpsPerRun, periodic: periodic.cases, checksum: (hot.checksum + periodic.checksum) % 1e9 }

@@ -126,7 +126,11 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         await controller.flush()
         await audit.close()
         await admin.close()
+        // Closing the pools waits for upstream requests still running; only
+        // then can no exchange record again, and the histograms be released.
         await pools.close()
+        stats.stable.dispose()
+        stats.canary.dispose()
         log.info('canary-proxy stopped')
       })()
       return closing

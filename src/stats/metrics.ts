@@ -22,8 +22,9 @@ type Values = MetricValue<string>[] | MetricValueWithName<string>[]
 /**
  * A metric whose values are computed by `read` at scrape time. prom-client's
  * registry formats any object with name/help/type/get(); building values from
- * counters we already keep avoids a second, slower per-request update
- * (a labelled prom-client histogram observe costs ~330ns; our record ~30ns).
+ * counters we already keep avoids a second, slower per-request update (a
+ * labelled prom-client histogram observe costs several times our whole
+ * SideStats.recordResponse: see the microbench in bench/RESULTS.md).
  */
 class ScrapeTimeMetric {
   readonly name: string

@@ -69,6 +69,11 @@ export class SideStats {
   summarize(now: number): SideSummary {
     return summarize(this.window.read(now))
   }
+
+  /** Releases the window's histograms once nothing can record any more (after the upstream pools closed). */
+  dispose(): void {
+    this.window.dispose()
+  }
 }
 
 /** Window figures as people read them: milliseconds, null percentiles when nothing was measured. */

@@ -12,7 +12,7 @@ import { HIGHEST_TRACKABLE_US, newLatencyHistogram } from './latency-histogram.j
  * out of the window is subtracted from `closed` and reused. A read is then
  * closed + current: two histogram adds, however many slots there are.
  * Invariant: closed == sum(slots) - current, counts and latencies alike.
- * Memory is fixed at construction: (slotCount + 2) histograms.
+ * Memory is fixed at construction: (slotCount + 2) histograms, released by dispose().
  */
 export class SlidingWindow {
   readonly windowMs: number
@@ -90,6 +90,13 @@ export class SlidingWindow {
     for (const slot of this.#slots) slot.reset()
     this.#closed.reset()
     this.#currentSlotNo = Math.floor(now / this.slotMs)
+  }
+
+  /** Releases the histograms' WebAssembly memory; the window must not be used after. */
+  dispose(): void {
+    for (const slot of this.#slots) slot.latency.destroy()
+    this.#closed.latency.destroy()
+    this.#merged.destroy()
   }
 }
 

@@ -104,3 +104,23 @@ t.test('summary of an empty window has null percentiles', async (t) => {
   const f = new SideStats('stable', 1000, T0).summarize(T0)
   t.same(f, { requests: 0, errors: 0, errorRate: 0, p50Ms: null, p90Ms: null, p99Ms: null, p999Ms: null })
 })
+
+t.test('countAbove counts the values above a bound, to the histogram resolution', async (t) => {
+  const { countAbove, newLatencyHistogram } = await import('../../src/stats/latency-histogram.js')
+  const h = newLatencyHistogram()
+  t.teardown(() => h.destroy())
+  t.equal(countAbove(h, 10), 0, 'empty')
+  for (let v = 1; v <= 1000; v++) h.recordValue(v * 100) // 100us .. 100ms
+  t.equal(countAbove(h, 100_000), 0)
+  t.equal(countAbove(h, 50_000), 501, '50,000 itself shares a bucket (49,984..50,015) that reaches above the bound')
+  t.equal(countAbove(h, 99_999), 1)
+  t.equal(countAbove(h, 0), 1000)
+  t.equal(countAbove(h, 12_345), 877)
+})
+
+t.test('a disposed window releases its WebAssembly histograms', async (t) => {
+  const w = new SlidingWindow(1000, T0)
+  w.recordResponse(false, 10)
+  w.dispose()
+  t.throws(() => w.recordResponse(false, 10), /destroyed/)
+})

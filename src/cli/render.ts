@@ -16,7 +16,7 @@ export function renderStatus(s: StatusView): string {
 
 export function renderSide(side: SideView): string {
   const ms = (v: number | null): string => (v === null ? '-' : `${v}ms`)
-  return `${side.url}   requests ${side.requests}   errors ${(side.errorRate * 100).toFixed(2)}%   p50 ${ms(side.p50Ms)}   p99 ${ms(side.p99Ms)}`
+  return `${side.url}   requests ${side.requests}   error rate ${(side.errorRate * 100).toFixed(2)}%   p50 ${ms(side.p50Ms)}   p99 ${ms(side.p99Ms)}`
 }
 
 export function renderEvent(e: AuditEvent): string {

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join, relative } from 'node:path'
 import { Agent, request } from 'undici'
 import { buildApp } from '../app.js'
 import { configFromObject } from '../config/load.js'
@@ -61,7 +61,7 @@ export async function runDemo(options: DemoOptions, io: Io): Promise<number> {
   }
   io.out(`canary-proxy demo${options.faulty ? ' (--faulty: the canary starts failing mid-rollout)' : ''}`)
   io.out(`  proxy   ${urls.proxyUrl}   (try: curl ${urls.proxyUrl}/)`)
-  io.out(`  admin   ${urls.adminUrl}   (try: canary-proxy status, or open ${urls.adminUrl}/ in a browser)`)
+  io.out(`  admin   ${urls.adminUrl}   (try: ${selfCommand()} status${options.adminPort === 9901 ? '' : ` --admin ${urls.adminUrl}`}, or open ${urls.adminUrl}/ in a browser)`)
   io.out(`  stable  ${stable.url} (v1)   canary ${canary.url} (v2)`)
   io.out(`  steps 5% -> 25% -> 50% -> 100%, ${STEP_MS / 1000}s each, bake ${BAKE_MS / 1000}s; ~${REQUESTS_PER_SECOND} req/s from ${USERS} users (sticky on x-user-id)`)
   io.out('')
@@ -92,6 +92,14 @@ export async function runDemo(options: DemoOptions, io: Io): Promise<number> {
   await Promise.all([stable.close(), canary.close()])
   await rm(dir, { recursive: true, force: true })
   return 0
+}
+
+/** How the user can run this CLI again: the bin name when installed, else node and the script they ran. */
+function selfCommand(): string {
+  const script = process.argv[1] ?? ''
+  if (basename(script) === 'canary-proxy') return 'canary-proxy'
+  const shown = relative(process.cwd(), script)
+  return `node ${shown.startsWith('..') ? script : shown}`
 }
 
 function progressLine(s: StatusView, startedAt: number): string {

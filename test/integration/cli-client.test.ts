@@ -15,8 +15,8 @@ t.test('status: human output and --json with the SPEC fields', async (t) => {
 
   t.equal(human.code, 0, human.stderr)
   t.match(human.stdout, /^phase\s+idle\s+weight 0%/m, 'phase and weight')
-  t.match(human.stdout, new RegExp(`^stable\\s+${s.stable.url}\\s+requests 5\\s+errors 0\\.00%\\s+p50 [\\d.]+ms\\s+p99 [\\d.]+ms`, 'm'), 'the stable side with its figures')
-  t.match(human.stdout, new RegExp(`^canary\\s+${s.canary.url}\\s+requests 0\\s+errors 0\\.00%\\s+p50 -\\s+p99 -`, 'm'), 'the canary side')
+  t.match(human.stdout, new RegExp(`^stable\\s+${s.stable.url}\\s+requests 5\\s+error rate 0\\.00%\\s+p50 [\\d.]+ms\\s+p99 [\\d.]+ms`, 'm'), 'the stable side with its figures')
+  t.match(human.stdout, new RegExp(`^canary\\s+${s.canary.url}\\s+requests 0\\s+error rate 0\\.00%\\s+p50 -\\s+p99 -`, 'm'), 'the canary side')
 
   t.equal(json.code, 0, json.stderr)
   const status = statusJson(json)

@@ -107,6 +107,8 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
         if (request.body === undefined) request.body = {}
       },
       onRequest: async (request, reply) => {
+        // Once draining, the state is being flushed for the last time: a change now could be lost.
+        if (readiness() === 'draining') return sendError(reply, 'CPX_ERR_ADMIN_UNAVAILABLE', 'canary-proxy is shutting down; send the change to the next instance')
         const crossSite = crossSiteProblem(request.headers, auth.required)
         if (crossSite !== null) return sendError(reply, 'CPX_ERR_ADMIN_CROSS_SITE', messageOf('CPX_ERR_ADMIN_CROSS_SITE', { detail: crossSite }))
         const result = auth.check(request.headers.authorization)

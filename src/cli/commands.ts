@@ -21,7 +21,12 @@ export interface Io {
 export const EXIT_OK = 0
 export const EXIT_FAILED = 1
 export const EXIT_TIMEOUT = 2
-export const EXIT_USAGE = 2
+/**
+ * A usage error exits 1 like any other failure: 2 is `wait`'s "timed out",
+ * which a pipeline may treat differently (retry), and `validate` promises
+ * 0 or 1 only.
+ */
+export const EXIT_USAGE = 1
 
 export async function runCommand(command: Command, io: Io, version: string): Promise<number> {
   switch (command.name) {

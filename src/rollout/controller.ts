@@ -8,7 +8,7 @@ import { summarize, type SideStats, type SideSummary } from '../stats/side-stats
 import type { AuditLog } from '../state/audit-log.js'
 import type { StateStore } from '../state/store.js'
 import { evaluateGate, type CanaryFigures, type GateSettings, type StableFigures } from './gate.js'
-import { initialState, transition, type TransitionResult } from './machine.js'
+import { initialState, stepIndexAtOrBelow, transition, type TransitionResult } from './machine.js'
 import { isUnderWay, type Actor, type Decision, type Phase, type RolloutEvent, type RolloutSettings, type RolloutState } from './phase.js'
 
 export interface ControllerDeps {
@@ -63,8 +63,10 @@ export class RolloutController {
   #timers: Timer[] = []
   #rollbacks = 0
   #persistFailures = 0
-  #evaluationScheduled = false
+  #evaluationTimer: Timer | null = null
   #lastEvaluationAt = Number.NEGATIVE_INFINITY
+  /** The last save failed: the state in memory is newer than the one on disk, and is saved again on every tick until it lands. */
+  #dirty = false
   #figuresCache: { at: number; recorded: number; stable: SideSummary; canary: SideSummary } | null = null
 
   private constructor(deps: ControllerDeps, state: RolloutState) {
@@ -74,6 +76,8 @@ export class RolloutController {
     this.settings = { steps: c.rollout.steps, stepDurationMs: c.rollout.stepDurationMs, bakeMs: c.rollout.bakeMs }
     this.#gate = c.analysis
     this.ref = new SnapshotRef(this.#compile())
+    const kept = state.baseline ?? null
+    if (kept !== null) this.#baseline = { ...kept, baseline: true }
     deps.stats.canary.onError = () => this.#onCanaryError()
   }
 
@@ -96,7 +100,7 @@ export class RolloutController {
     } else if (loaded.kind === 'empty') {
       state = initialState(config.upstreams.stable, config.upstreams.canary, now)
     } else {
-      state = resumeObservation(loaded.state, now)
+      state = resumeObservation(loaded.state, now, config.rollout.steps)
       if (config.upstreams.stable !== state.configStable) {
         notes.push({ action: 'config', reason: `stable upstream changed in the config: ${state.stableUrl} -> ${config.upstreams.stable}` })
         state = { ...state, stableUrl: config.upstreams.stable, configStable: config.upstreams.stable }
@@ -134,7 +138,12 @@ export class RolloutController {
   /** Starts the analysis tick and the window rotation on the injected clock. */
   startTimers(): void {
     const { clock, config, stats } = this.#deps
-    this.#timers.push(clock.every(config.analysis.intervalMs, () => this.evaluate()))
+    this.#timers.push(
+      clock.every(config.analysis.intervalMs, () => {
+        if (this.#dirty) void this.#persist().catch(() => undefined)
+        this.evaluate()
+      }),
+    )
     this.#timers.push(
       clock.every(stats.stable.window.slotMs, () => {
         const now = clock.now()
@@ -147,6 +156,8 @@ export class RolloutController {
   stopTimers(): void {
     for (const timer of this.#timers) timer.cancel()
     this.#timers = []
+    this.#evaluationTimer?.cancel()
+    this.#evaluationTimer = null
   }
 
   /** An operator action; resolves once the new state is durable. A persistence failure rejects (the change stays applied in memory). */
@@ -191,7 +202,8 @@ export class RolloutController {
       stepStartedAt = s.bakeStartedAt
       stepEndsAt = s.bakeStartedAt + this.settings.bakeMs
     }
-    const step = s.phase === 'progressing' || s.phase === 'paused' || s.phase === 'baking' ? s.stepIndex : null
+    const index = s.phase === 'progressing' || s.phase === 'paused' || s.phase === 'baking' ? s.stepIndex : null
+    const step = index !== null && index >= 0 ? index : null
     return {
       phase: s.phase,
       weight: s.weight,
@@ -222,18 +234,18 @@ export class RolloutController {
     return fresh
   }
 
-  /** Waits for pending state and audit writes. */
+  /** Waits for pending state writes, and saves once more if the last save failed. */
   async flush(): Promise<void> {
+    if (this.#dirty) await this.#persist().catch(() => undefined)
     await this.#deps.store.close()
   }
 
   #onCanaryError(): void {
-    if (this.#evaluationScheduled || !isUnderWay(this.#state.phase)) return
-    this.#evaluationScheduled = true
+    if (this.#evaluationTimer !== null || !isUnderWay(this.#state.phase)) return
     const { clock } = this.#deps
     const wait = Math.max(0, this.#lastEvaluationAt + MIN_EVALUATION_GAP_MS - clock.now())
-    clock.after(wait, () => {
-      this.#evaluationScheduled = false
+    this.#evaluationTimer = clock.after(wait, () => {
+      this.#evaluationTimer = null
       this.evaluate()
     })
   }
@@ -255,6 +267,12 @@ export class RolloutController {
       stats.canary.window.reset(now)
       this.#figuresCache = null
     }
+    // Reaching 100%: stable takes no more traffic, so its last figures become
+    // the reference, saved with the state (a restart in the bake keeps them).
+    if (isUnderWay(result.state.phase) && result.state.weight === 100 && before.weight !== 100) {
+      const b = this.#baseline
+      this.#state = { ...this.#state, baseline: b === null ? null : { requests: b.requests, errors: b.errors, p99Us: b.p99Us } }
+    }
     let persisted: Promise<void> = Promise.resolve()
     for (const effect of result.effects) {
       switch (effect.type) {
@@ -266,6 +284,7 @@ export class RolloutController {
           stats.canary.window.reset(now)
           stats.stable.window.reset(now)
           this.#baseline = null
+          this.#state = { ...this.#state, baseline: null }
           this.#figuresCache = null
           break
         case 'rolledBack':
@@ -292,9 +311,11 @@ export class RolloutController {
 
   #persist(): Promise<void> {
     const { store, log } = this.#deps
+    this.#dirty = false
     return store.save(this.#state).catch((error: unknown) => {
       this.#persistFailures++
-      log.error({ err: error }, `cannot save the rollout state to ${store.name}; the change is applied but would not survive a restart`)
+      this.#dirty = true
+      log.error({ err: error }, `cannot save the rollout state to ${store.name}; the change is applied and the save is retried on every analysis tick`)
       throw error
     })
   }
@@ -341,9 +362,15 @@ function p99(histogram: CanaryFigures['latency']): number | null {
   return histogram.totalCount === 0 ? null : histogram.getValueAtPercentile(99)
 }
 
-/** After a restart the current step (or bake) is observed afresh: its figures were in memory. */
-function resumeObservation(state: RolloutState, now: number): RolloutState {
-  if (state.phase === 'progressing') return { ...state, stepStartedAt: now }
-  if (state.phase === 'baking') return { ...state, bakeStartedAt: now }
+/**
+ * After a restart the current step (or bake) is observed afresh: its figures
+ * were in memory. The step index is found again from the weight, in case
+ * rollout.steps changed in the config meanwhile (-1: below the first step,
+ * which is the next one).
+ */
+function resumeObservation(state: RolloutState, now: number, steps: readonly number[]): RolloutState {
+  if (state.phase === 'progressing') return { ...state, stepStartedAt: now, stepIndex: stepIndexAtOrBelow(state.weight, steps) ?? -1 }
+  if (state.phase === 'paused') return { ...state, stepIndex: stepIndexAtOrBelow(state.weight, steps) }
+  if (state.phase === 'baking') return { ...state, bakeStartedAt: now, stepIndex: steps.at(-1) === 100 ? steps.length - 1 : null }
   return state
 }

@@ -96,10 +96,16 @@ export function evaluateGate(canary: CanaryFigures, stable: StableFigures | null
     const confidence = `${Math.round(s.confidence * 1000) / 10}%`
     return { at: now, verdict: 'insufficient', reason: `holding: ${suspect.map((f) => f.text).join('; ')}, not yet conclusive at ${confidence} confidence; collecting more requests` }
   }
-  if (findings.length === 0) return { at: now, verdict: 'pass', reason: `${count(n)} canary requests; no checks configured` }
   const latency = (f: GateFigures): string => (f.p99Us === null ? '' : `, p99 ${ms(f.p99Us)}`)
-  const reference = stableUsable === null ? '' : `; ${stableName(stableUsable)} ${pct(stableUsable.errors / stableUsable.requests)}${latency(stableUsable)} over ${count(stableUsable.requests)}`
-  return { at: now, verdict: 'pass', reason: `canary error rate ${pct(rate)}${latency(canary)} over ${count(n)} requests${reference}: within all ${findings.length} checks` }
+  const comparing = s.maxErrorRateIncrease !== null || s.maxP99Ratio !== null
+  const reference =
+    stableUsable !== null
+      ? `; ${stableName(stableUsable)} ${pct(stableUsable.errors / stableUsable.requests)}${latency(stableUsable)} over ${count(stableUsable.requests)}`
+      : comparing
+        ? `; no stable reference (fewer than ${s.minRequests} stable requests and no baseline), so the comparisons with stable are not applied`
+        : ''
+  if (findings.length === 0) return { at: now, verdict: 'pass', reason: `${count(n)} canary requests${comparing ? reference : '; no checks configured'}` }
+  return { at: now, verdict: 'pass', reason: `canary error rate ${pct(rate)}${latency(canary)} over ${count(n)} requests${reference}: within ${findings.length === 1 ? 'the 1 check' : `all ${findings.length} checks`} applied` }
 }
 
 function latencyFinding(canary: CanaryFigures, boundUs: number, confidence: number, observed: string, limit: string): Finding {

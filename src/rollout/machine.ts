@@ -33,7 +33,8 @@ export function transition(state: RolloutState, event: RolloutEvent, now: number
   const base = { ...commonOf(state), updatedAt: now }
   switch (event.type) {
     case 'start': {
-      if (isUnderWay(state.phase)) return refuse(`a rollout is already under way (phase ${state.phase}); abort it or wait for it to end`)
+      // Paused with no canary is the safe state after an unusable state file: nothing is being rolled out.
+      if (isUnderWay(state.phase) && state.canaryUrl !== null) return refuse(`a rollout is already under way (phase ${state.phase}); abort it or wait for it to end`)
       const canaryUrl = event.canary ?? state.canaryUrl
       if (canaryUrl === null) return refuse('no canary upstream is known: give its URL (canary-proxy start --canary URL)')
       const next = enterStep({ ...base, canaryUrl, generation: state.generation + 1, lastDecision: null }, 0, now, settings)
@@ -67,7 +68,9 @@ export function transition(state: RolloutState, event: RolloutEvent, now: number
     }
     case 'setWeight': {
       if (state.canaryUrl === null) return refuse('no canary upstream is known: start a rollout first (canary-proxy start --canary URL)')
-      const next: PausedState = { ...base, phase: 'paused', weight: event.weight, stepIndex: stepIndexAtOrBelow(event.weight, settings.steps) }
+      // From idle or an ended rollout, a manual weight puts a new rollout under way.
+      const fresh = isUnderWay(state.phase) ? {} : { generation: state.generation + 1, lastDecision: null }
+      const next: PausedState = { ...base, ...fresh, phase: 'paused', weight: event.weight, stepIndex: stepIndexAtOrBelow(event.weight, settings.steps) }
       return moved(state, next, actor, 'set-weight', `weight set to ${event.weight}% by ${actor}; automation paused`, [{ type: 'publish' }])
     }
     case 'analysis':
@@ -110,6 +113,7 @@ function commonOf(state: RolloutState): Base {
     configStable: state.configStable,
     configCanary: state.configCanary,
     lastDecision: state.lastDecision,
+    baseline: state.baseline ?? null,
   }
 }
 

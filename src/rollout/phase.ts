@@ -25,6 +25,19 @@ interface Common {
   readonly configStable: string
   readonly configCanary: string | null
   readonly lastDecision: Decision | null
+  /**
+   * Stable's figures last measured while it took live traffic, kept when the
+   * canary reaches 100% so a restart in the bake still has the reference the
+   * comparison checks need. Set by the controller, carried by the machine.
+   */
+  readonly baseline?: StableBaseline | null
+}
+
+export interface StableBaseline {
+  readonly requests: number
+  readonly errors: number
+  /** Microseconds; null when no latency was measured. */
+  readonly p99Us: number | null
 }
 
 export interface IdleState extends Common {

@@ -13,9 +13,9 @@ t.test('set-weight: a bad N gets a clear message and a non-zero exit, and change
   const cases: { args: string[]; message: RegExp; code: number }[] = [
     { args: ['set-weight', '150'], message: /weight/i, code: 1 },
     { args: ['set-weight', '12.345'], message: /weight.*decimal|decimal.*weight/i, code: 1 },
-    { args: ['set-weight', '-5'], message: /set-weight: .*'-5'/, code: 2 },
-    { args: ['set-weight', 'abc'], message: /N must be a number from 0 to 100 \(got "abc"\)/, code: 2 },
-    { args: ['set-weight'], message: /the weight N \(0\.\.100\) is required/, code: 2 },
+    { args: ['set-weight', '-5'], message: /set-weight: .*'-5'/, code: 1 },
+    { args: ['set-weight', 'abc'], message: /N must be a number from 0 to 100 \(got "abc"\)/, code: 1 },
+    { args: ['set-weight'], message: /the weight N \(0\.\.100\) is required/, code: 1 },
   ]
   const results = await Promise.all(cases.map((c) => s.cli(c.args)))
   for (const [i, c] of cases.entries()) {
@@ -118,9 +118,9 @@ t.test('--admin that is not a URL is a usage error; a server that is not the adm
     runCli(t, ['status'], { env: { CANARY_PROXY_ADMIN: 'localhost' } }),
     runCli(t, ['status', '--admin', notAdmin.url]),
   ])
-  t.equal(noScheme.code, 2)
+  t.equal(noScheme.code, 1)
   t.match(noScheme.stderr, /--admin must be an http:\/\/ or https:\/\/ URL such as http:\/\/127\.0\.0\.1:9901 \(got "127\.0\.0\.1:9901"\)/)
-  t.equal(fromEnv.code, 2)
+  t.equal(fromEnv.code, 1)
   t.match(fromEnv.stderr, /CANARY_PROXY_ADMIN must be an http:\/\/ or https:\/\/ URL/)
   t.equal(html.code, 1)
   t.match(html.stderr, `the admin API at ${notAdmin.url} answered 200 with something that is not JSON`)

@@ -117,6 +117,6 @@ t.test('an ended rollout answers at once; an unreachable admin API is exit 1', a
   t.match(unreachable.stderr, `cannot reach the admin API at ${dead}`)
 
   const bad = await runCli(t, ['wait', '--timeout', 'soon'])
-  t.equal(bad.code, 2, 'a bad --timeout is a usage error')
+  t.equal(bad.code, 1, 'a bad --timeout is a usage error, not a timeout (2)')
   t.match(bad.stderr, /--timeout must be a duration such as 90s or 10m \(got "soon"\)/)
 })

@@ -162,3 +162,68 @@ t.test('the stable baseline stands in once stable traffic stops at 100%', async 
   t.equal(controller.state.phase, 'rolled_back')
   t.match(controller.status().reason, /stable baseline p99 10\.0ms/)
 })
+
+t.test('a failed save is retried on the next tick until it lands', async (t) => {
+  const store = new MemoryStore()
+  const { controller, clock } = await setup(t, {}, store)
+  controller.startTimers()
+  await controller.act({ type: 'start', canary: null }, 'ops')
+  store.failNext = true
+  await t.rejects(controller.act({ type: 'abort', reason: 'bad build' }, 'ops'))
+  t.equal(store.saved?.phase, 'progressing', 'the disk still has the old state')
+  clock.advance(1000)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(store.saved?.phase, 'aborted', 'the abort is saved on the next tick: a restart cannot bring the canary back')
+})
+
+t.test('flush saves once more after a failed save', async (t) => {
+  const store = new MemoryStore()
+  const { controller } = await setup(t, {}, store)
+  store.failNext = true
+  await t.rejects(controller.act({ type: 'setWeight', weight: 7 }, 'ops'))
+  await controller.flush()
+  t.equal(store.saved?.weight, 7)
+})
+
+t.test('a restart with other rollout.steps finds the step from the weight', async (t) => {
+  const store = new MemoryStore()
+  const a = await setup(t, {}, store)
+  await a.controller.act({ type: 'start', canary: null }, 'ops')
+  await a.controller.act({ type: 'setWeight', weight: 25 }, 'ops')
+  await a.controller.act({ type: 'resume' }, 'ops')
+  t.same([a.controller.state.phase, a.controller.state.weight], ['progressing', 25])
+  const b = await setup(t, { rollout: { steps: [50, 75, 100], stepDuration: '10s', bake: '10s', autoStart: false } }, store)
+  t.same([b.controller.state.phase, b.controller.state.weight, b.controller.status().step], ['progressing', 25, null], '25 is below every new step')
+  b.clock.advance(10_000)
+  for (let i = 0; i < 20; i++) b.stats.canary.recordResponse(200, 1000)
+  b.controller.evaluate()
+  t.same([b.controller.state.phase, b.controller.state.weight], ['progressing', 50], 'the next step is 50, none skipped')
+})
+
+t.test('the stable baseline is saved with the state at 100% and survives a restart in the bake', async (t) => {
+  const store = new MemoryStore()
+  const over = { analysis: { interval: '1s', window: '5s', minRequests: 10, maxP99Ratio: 1.5 } }
+  const a = await setup(t, over, store)
+  await a.controller.act({ type: 'setWeight', weight: 50 }, 'ops')
+  for (let i = 0; i < 50; i++) a.stats.stable.recordResponse(200, 10_000)
+  for (let i = 0; i < 20; i++) a.stats.canary.recordResponse(200, 10_000)
+  a.controller.evaluate()
+  await a.controller.act({ type: 'setWeight', weight: 100 }, 'ops')
+  await a.controller.act({ type: 'resume' }, 'ops')
+  t.equal(a.controller.state.phase, 'baking')
+  t.match(store.saved?.baseline, { requests: 50, errors: 0 })
+  const b = await setup(t, over, store, a.clock)
+  for (let i = 0; i < 40; i++) b.stats.canary.recordResponse(200, 40_000)
+  b.controller.evaluate()
+  t.equal(b.controller.state.phase, 'rolled_back', 'the comparison with stable still applies after the restart')
+  t.match(b.controller.status().reason, /stable baseline p99 10\.0ms/)
+})
+
+t.test('without any stable reference the comparisons are not applied, and the verdict says so', async (t) => {
+  const { controller, stats } = await setup(t, { analysis: { interval: '1s', window: '5s', minRequests: 10, maxP99Ratio: 1.5 } })
+  await controller.act({ type: 'setWeight', weight: 100 }, 'ops')
+  await controller.act({ type: 'resume' }, 'ops')
+  for (let i = 0; i < 20; i++) stats.canary.recordResponse(200, 40_000)
+  controller.evaluate()
+  t.match(controller.status().lastDecision?.reason, /no stable reference .* comparisons with stable are not applied/)
+})

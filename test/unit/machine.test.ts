@@ -231,3 +231,18 @@ t.test('resume without a canary is refused', async (t) => {
   const r = transition(paused, { type: 'resume' }, T0, settings)
   t.notOk(r.ok)
 })
+
+t.test('start is allowed from the safe paused state that has no canary', async (t) => {
+  const safe: RolloutState = { ...initialState(STABLE, null, T0), phase: 'paused', weight: 0, stepIndex: null }
+  const r = transition(safe, { type: 'start', canary: CANARY }, T0, settings)
+  t.ok(r.ok && r.state.phase === 'progressing' && r.state.canaryUrl === CANARY)
+})
+
+t.test('set-weight from idle or an ended rollout is a new rollout', async (t) => {
+  const ended = inPhase('rolled_back')
+  const s = step(ended, { type: 'setWeight', weight: 10 }, T0 + 50)
+  t.equal(s.generation, ended.generation + 1)
+  t.equal(s.lastDecision, null, 'the last rollout\'s decision does not carry over')
+  const under = step(inPhase('progressing'), { type: 'setWeight', weight: 10 }, T0 + 50)
+  t.equal(under.generation, inPhase('progressing').generation, 'within a rollout the generation stays')
+})

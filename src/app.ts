@@ -54,18 +54,34 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const pools = new UpstreamPools({ connectTimeoutMs: config.routing.connectTimeoutMs })
   const store = deps.store ?? new FileStateStore(config.state.file)
   const audit = new AuditLog(config.audit.file)
-  await audit.open()
+  try {
+    await audit.open()
+  } catch (error) {
+    stats.stable.dispose()
+    stats.canary.dispose()
+    throw error
+  }
   const a = config.analysis
   if (a.maxErrorRate === null && a.maxErrorRateIncrease === null && a.maxP99Ms === null && a.maxP99Ratio === null) {
     log.warn('analysis: no checks configured (maxErrorRate, maxErrorRateIncrease, maxP99, maxP99Ratio): every canary with enough traffic will pass')
   }
-  const controller = await RolloutController.create({ config, clock, store, audit, pools, stats, log })
-  const faults: DataPlaneCounters = { internalErrors: 0, inFlight: 0, onIdle: null }
+  let controller: RolloutController
+  try {
+    controller = await RolloutController.create({ config, clock, store, audit, pools, stats, log })
+  } catch (error) {
+    await audit.close()
+    stats.stable.dispose()
+    stats.canary.dispose()
+    throw error
+  }
+  const faults: DataPlaneCounters = { internalErrors: 0, inFlight: 0, draining: false, onIdle: null }
   let readiness: Readiness = 'starting'
 
   const dataPlane = createDataPlane({ ref: controller.ref, random, faults, responseTimeoutMs: config.routing.responseTimeoutMs })
   const upgraded = new Set<Socket>()
   dataPlane.server.on('upgrade', (_req, socket: Socket) => {
+    // A client may send several Upgrade requests on one socket (h2c ones are replayed as plain requests).
+    if (upgraded.has(socket)) return
     upgraded.add(socket)
     socket.once('close', () => upgraded.delete(socket))
   })
@@ -107,6 +123,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     close() {
       closing ??= (async () => {
         readiness = 'draining'
+        faults.draining = true
         const deadline = clock.after(config.listen.drainTimeoutMs, () => {
           log.warn(`drain timeout (${config.listen.drainTimeoutMs}ms) reached: closing the connections still open`)
           dataPlane.server.closeAllConnections()

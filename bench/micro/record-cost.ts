@@ -50,12 +50,13 @@ const target = (side: 'stable' | 'canary'): UpstreamTarget => ({
   basePath: '',
   dispatcher: fakeDispatcher,
   stats: new SideStats(side, 30_000, 0),
+  epoch: 0,
 })
 const stableTarget = target('stable')
 const canaryTarget = target('canary')
 /** As the bench config compiles it: weight 5, sticky header on, the default override header (absent from requests). */
 const snapshot = compileSnapshot(
-  { stable: stableTarget, canary: canaryTarget, weight: 5, overrideHeader: 'x-canary', stickyHeader: STICKY_HEADER, stickyCookie: null, responseTimeoutMs: 30_000, preserveHost: true },
+  { stable: stableTarget, canary: canaryTarget, weight: 5, overrideHeader: 'x-canary', stickyHeader: STICKY_HEADER, stickyCookie: null, responseTimeoutMs: 30_000, preserveHost: true, trustForwarded: false },
   1,
 )
 /** Header objects shaped like Node's parsed ones for the bench's requests. */

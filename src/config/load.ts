@@ -297,6 +297,7 @@ function resolve(raw: RawConfig): Config {
       connectTimeoutMs: ms(raw.routing.connectTimeout),
       responseTimeoutMs: ms(raw.routing.responseTimeout),
       preserveHost: raw.routing.preserveHost,
+      trustForwarded: raw.routing.trustForwarded,
     },
     rollout: {
       steps: raw.rollout.steps,

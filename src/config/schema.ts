@@ -49,6 +49,8 @@ export const ConfigSchema = Type.Object(
       responseTimeout: duration('30s'),
       /** Send the client's Host to the upstream (Envoy's default) rather than the upstream's own. */
       preserveHost: Type.Boolean({ default: true }),
+      /** The peer is a trusted proxy (a load balancer in front): pass on its X-Forwarded-Proto/-Host and Forwarded. */
+      trustForwarded: Type.Boolean({ default: false }),
     }),
     rollout: section({
       steps: Type.Array(Type.Number({ exclusiveMinimum: 0, maximum: 100 }), { minItems: 1, default: [5, 25, 50, 100] }),
@@ -111,6 +113,7 @@ export interface Config {
     readonly connectTimeoutMs: number
     readonly responseTimeoutMs: number
     readonly preserveHost: boolean
+    readonly trustForwarded: boolean
   }
   readonly rollout: {
     readonly steps: readonly number[]

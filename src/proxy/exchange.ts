@@ -10,6 +10,8 @@ import { classifyFailure, sendLocalReply } from './local-reply.js'
 export interface DataPlaneCounters {
   internalErrors: number
   inFlight: number
+  /** Set when the drain begins: responses then carry `Connection: close`, so clients move on. */
+  draining: boolean
   /** Called when inFlight drops to 0, while set (during a drain). */
   onIdle: (() => void) | null
 }
@@ -32,6 +34,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   readonly #faults: DataPlaneCounters
   #controller: Dispatcher.DispatchController | null = null
   #status = 0
+  #latencyUs = 0
   #settled = false
   #onDrain: (() => void) | null = null
 
@@ -43,7 +46,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#responseTimeoutMs = snapshot.responseTimeoutMs
     this.#faults = faults
     faults.inFlight++
-    res.once('close', this.#onClientClose)
+    // 'close' fires exactly once per response: `on` spares the wrapper `once` allocates.
+    res.on('close', this.#onClientClose)
   }
 
   /** Sends the request upstream. Headers are rewritten in place on the request. */
@@ -53,7 +57,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     // A body is present when the client framed one (RFC 9112 §6.3); GET and
     // HEAD requests almost never do, and then no stream is attached.
     const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0')
-    const headers = prepareRequestHeaders(req, upstreamHost)
+    const headers = prepareRequestHeaders(req, upstreamHost, snapshot.trustForwarded)
     try {
       this.#target.dispatcher.dispatch(
         {
@@ -79,14 +83,21 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#settled) controller.abort(CLIENT_GONE)
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     // undici reports informational responses (103 Early Hints, …) here too;
     // writing one as the response would make the real one impossible.
     if (this.#settled || statusCode < 200) return
     this.#status = statusCode
+    // Latency is the time to the upstream's response headers (as Linkerd's
+    // response_latency): how fast the client then reads the body is the
+    // client's, and must not make a canary look slow.
+    this.#latencyUs = monotonicMicros() - this.#startUs
+    const out = prepareResponseHeaders(headers)
+    if (this.#faults.draining) out.connection = 'close'
     try {
-      if (statusMessage) this.#res.writeHead(statusCode, statusMessage, prepareResponseHeaders(headers))
-      else this.#res.writeHead(statusCode, prepareResponseHeaders(headers))
+      // Node's own reason phrase, never the upstream's: HTTP/1.1 clients
+      // ignore it (RFC 9112 §4), and Node refuses some bytes an upstream may send there.
+      this.#res.writeHead(statusCode, out)
     } catch (error) {
       // Node refuses a header value the upstream sent (say, a bare CR): the
       // response is unusable, which is the upstream's fault.
@@ -107,7 +118,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#settled) return
     this.#settled = true
     this.#res.end()
-    this.#target.stats.recordResponse(this.#status, monotonicMicros() - this.#startUs)
+    this.#target.stats.recordResponse(this.#status, this.#latencyUs, this.#target.epoch)
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | null, error: Error): void {
@@ -118,7 +129,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return
     }
     const failure = classifyFailure(error, this.#target.side, this.#responseTimeoutMs)
-    if (failure.upstreamFault) this.#target.stats.recordFailure()
+    if (failure.upstreamFault) this.#target.stats.recordFailure(this.#target.epoch)
     else this.#faults.internalErrors++
     sendLocalReply(this.#res, failure.code, failure.message)
   }

@@ -28,7 +28,7 @@ const RESPONSE_HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-al
  * are set to undefined (undici skips them), which avoids `delete` turning the
  * object into a slow dictionary. Node has already joined repeated headers.
  */
-export function prepareRequestHeaders(req: IncomingMessage, upstreamHost: string | null): IncomingHttpHeaders {
+export function prepareRequestHeaders(req: IncomingMessage, upstreamHost: string | null, trustForwarded: boolean): IncomingHttpHeaders {
   const headers = req.headers
   const connection = headers.connection
   if (connection !== undefined) removeNominated(headers, connection)
@@ -44,16 +44,18 @@ export function prepareRequestHeaders(req: IncomingMessage, upstreamHost: string
   for (const name in headers) {
     if (name.indexOf('_') !== -1 && headers[name] !== undefined) headers[name] = undefined
   }
+  // X-Forwarded-For is appended (its last address is ours to vouch for).
+  // Proto and Host are single values a framework reads as the scheme and
+  // host: set from this hop, as Envoy does, unless the peer is a trusted
+  // proxy (a TLS load balancer in front), whose values are passed on; a
+  // client could otherwise claim https. `Forwarded` only from trusted peers.
   const host = headers.host
   const peer = clientAddress(req)
   const xff = headers['x-forwarded-for']
   headers['x-forwarded-for'] = xff === undefined ? peer : `${xff}, ${peer}`
-  const proto = headers['x-forwarded-proto']
-  headers['x-forwarded-proto'] = proto === undefined ? 'http' : `${proto}, http`
-  if (host !== undefined) {
-    const fh = headers['x-forwarded-host']
-    headers['x-forwarded-host'] = fh === undefined ? host : `${fh}, ${host}`
-  }
+  if (!trustForwarded || headers['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = 'http'
+  if (host !== undefined && (!trustForwarded || headers['x-forwarded-host'] === undefined)) headers['x-forwarded-host'] = host
+  if (!trustForwarded && headers.forwarded !== undefined) headers.forwarded = undefined
   if (upstreamHost !== null) headers.host = upstreamHost
   return headers
 }

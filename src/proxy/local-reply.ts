@@ -1,5 +1,5 @@
 /** The one mapping from a failed exchange to the reply the proxy generates itself (status, x-canary-proxy-error, short body). */
-import type { ServerResponse } from 'node:http'
+import { STATUS_CODES, type ServerResponse } from 'node:http'
 import { formatDuration } from '../core/duration.js'
 import { messageOf, statusOf, type ErrorCode } from '../core/errors.js'
 import type { SideName } from '../routing/snapshot.js'
@@ -67,10 +67,16 @@ export function sendLocalReply(res: ServerResponse, code: ErrorCode, message: st
     return
   }
   const body = `canary-proxy: ${message}\n`
-  res.writeHead(statusOf(code), {
-    'content-type': 'text/plain; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    [PROXY_ERROR_HEADER]: code,
-  })
-  res.end(body)
+  const status = statusOf(code)
+  try {
+    // An explicit reason phrase: one set earlier on this response (and refused) must not be reused.
+    res.writeHead(status, STATUS_CODES[status] ?? 'Error', {
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      [PROXY_ERROR_HEADER]: code,
+    })
+    res.end(body)
+  } catch {
+    res.destroy()
+  }
 }

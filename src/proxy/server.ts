@@ -1,5 +1,5 @@
-/** The data-plane server: a fastify instance whose one catch-all route hands each request to an Exchange. */
-import { METHODS, type IncomingMessage, type ServerResponse } from 'node:http'
+/** The data-plane server: fastify for listen, close and client errors; every request goes straight to one listener that hands it to an Exchange. */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import fastify, { type FastifyInstance } from 'fastify'
 import { monotonicMicros } from '../core/clock.js'
@@ -80,11 +80,12 @@ export function hostIsValid(req: IncomingMessage): boolean {
   return count === 1 && host !== undefined && HOST_VALUE.test(host)
 }
 
-/** The hot path, mounted on fastify's catch-all route (and usable on a bare node:http server). */
+/** The hot path: the data-plane server's one request listener. */
 export function createRequestHandler(options: DataPlaneOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const { ref, random, faults } = options
   return function proxyRequest(req: IncomingMessage, res: ServerResponse): void {
     const startUs = monotonicMicros()
+    req.url = originForm(req)
     if ((req as MarkedRequest)[BAD_TARGET] === true) {
       sendLocalReply(res, 'CPX_ERR_BAD_REQUEST_TARGET', messageOf('CPX_ERR_BAD_REQUEST_TARGET'))
       return
@@ -102,36 +103,27 @@ export function createRequestHandler(options: DataPlaneOptions): (req: IncomingM
 }
 
 export function createDataPlane(options: DataPlaneOptions): FastifyInstance {
-  const app = fastify({
-    // Per-request child loggers cost an allocation each; the data plane logs
-    // through the app logger on faults only.
-    logger: false,
-    rewriteUrl: originForm,
-    return503OnClosing: true,
-    forceCloseConnections: 'idle',
-    // Longer than a fronting load balancer's usual 60s idle timeout, so the
-    // LB, not us, closes idle connections (no race on reuse).
-    keepAliveTimeout: 65_000,
-    // A client socket idles while the upstream thinks: never cut it before
-    // the upstream had its responseTimeout to answer with a 504.
-    connectionTimeout: options.responseTimeoutMs + 10_000,
-    // Whole request (headers and body) from the client; fastify's default 0 is unbounded.
-    requestTimeout: 300_000,
-  })
-  app.server.headersTimeout = 20_000
-  for (const method of METHODS) {
-    if (method !== 'CONNECT' && !app.supportedMethods.includes(method)) app.addHttpMethod(method, { hasBody: true })
-  }
-  // Bodies are never parsed: the raw request stream goes to the upstream.
-  app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', (_request, _payload, done) => done(null))
   const handle = createRequestHandler(options)
-  app.route({
-    method: app.supportedMethods.filter((m) => m !== 'CONNECT'),
-    url: '*',
-    handler(request, reply) {
-      reply.hijack()
-      handle(request.raw, reply.raw)
+  const app = fastify({
+    logger: false,
+    forceCloseConnections: 'idle',
+    // Every request goes to the proxy handler as it arrived. fastify's router
+    // would answer some itself before any handler runs (a bad %-encoding:
+    // 400, an unusual Content-Type: 415, a request during close: 503), none
+    // of them proxied, marked or counted. fastify still owns listen, close
+    // and client-error replies (400/408/431).
+    serverFactory: () => {
+      const server = createServer(handle)
+      // Longer than a fronting load balancer's usual 60s idle timeout, so the
+      // LB, not us, closes idle connections (no race on reuse).
+      server.keepAliveTimeout = 65_000
+      // Whole request (headers and body) from the client; headers alone.
+      server.requestTimeout = 300_000
+      server.headersTimeout = 20_000
+      // A client socket idles while the upstream thinks: never cut it before
+      // the upstream had its responseTimeout to answer with a 504.
+      server.setTimeout(options.responseTimeoutMs + 10_000)
+      return server
     },
   })
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

@@ -79,7 +79,7 @@ export function proxyUpgrade(req: IncomingMessage, client: Duplex, head: Buffer,
   const target = pickSide(snapshot, req.headers, options.random)
   const protocol = typeof req.headers.upgrade === 'string' ? req.headers.upgrade : 'websocket'
   const url = req.url ?? '/'
-  const headers = prepareRequestHeaders(req, snapshot.preserveHost ? null : target.host)
+  const headers = prepareRequestHeaders(req, snapshot.preserveHost ? null : target.host, snapshot.trustForwarded)
   const handler = new UpgradeExchange(client, head, target, snapshot.responseTimeoutMs)
   try {
     target.dispatcher.dispatch(
@@ -107,6 +107,7 @@ class UpgradeExchange implements Dispatcher.DispatchHandler {
   readonly #startUs = monotonicMicros()
   #controller: Dispatcher.DispatchController | null = null
   #status = 0
+  #latencyUs = 0
   #settled = false
 
   constructor(client: Duplex, head: Buffer, target: UpstreamTarget, responseTimeoutMs: number) {
@@ -139,7 +140,7 @@ class UpgradeExchange implements Dispatcher.DispatchHandler {
       return
     }
     this.#settled = true
-    this.#target.stats.recordResponse(statusCode, monotonicMicros() - this.#startUs)
+    this.#target.stats.recordResponse(statusCode, monotonicMicros() - this.#startUs, this.#target.epoch)
     const client = this.#client
     client.write(statusHead(statusCode, 'Switching Protocols', headers, false))
     if (this.#head.length > 0) upstream.write(this.#head)
@@ -151,10 +152,12 @@ class UpgradeExchange implements Dispatcher.DispatchHandler {
   }
 
   /** The upstream refused the upgrade with an ordinary response: pass it on and close. */
-  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
-    if (this.#settled) return
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (this.#settled || statusCode < 200) return
     this.#status = statusCode
-    this.#client.write(statusHead(statusCode, statusMessage ?? '', prepareResponseHeaders(headers), true))
+    this.#latencyUs = monotonicMicros() - this.#startUs
+    // Node's reason phrase, not the upstream's: these bytes go to the raw socket.
+    this.#client.write(statusHead(statusCode, STATUS_CODES[statusCode] ?? '', prepareResponseHeaders(headers), true))
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -164,7 +167,7 @@ class UpgradeExchange implements Dispatcher.DispatchHandler {
   onResponseEnd(): void {
     if (this.#settled) return
     this.#settled = true
-    this.#target.stats.recordResponse(this.#status, monotonicMicros() - this.#startUs)
+    this.#target.stats.recordResponse(this.#status, this.#latencyUs, this.#target.epoch)
     this.#client.end()
   }
 
@@ -172,7 +175,7 @@ class UpgradeExchange implements Dispatcher.DispatchHandler {
     if (this.#settled) return
     this.#settled = true
     const failure = classifyFailure(error, this.#target.side, this.#responseTimeoutMs)
-    if (failure.upstreamFault) this.#target.stats.recordFailure()
+    if (failure.upstreamFault) this.#target.stats.recordFailure(this.#target.epoch)
     if (this.#status !== 0) {
       this.#client.destroy()
       return

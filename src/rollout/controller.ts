@@ -68,6 +68,8 @@ export class RolloutController {
   /** The last save failed: the state in memory is newer than the one on disk, and is saved again on every tick until it lands. */
   #dirty = false
   #figuresCache: { at: number; recorded: number; stable: SideSummary; canary: SideSummary } | null = null
+  /** Bumped when a side's upstream changes (a new rollout's canary, a promotion); see UpstreamTarget.epoch. */
+  readonly #epochs = { stable: 0, canary: 0 }
 
   private constructor(deps: ControllerDeps, state: RolloutState) {
     this.#deps = deps
@@ -277,10 +279,13 @@ export class RolloutController {
     for (const effect of result.effects) {
       switch (effect.type) {
         case 'resetCanaryFigures':
+          stats.canary.epoch = ++this.#epochs.canary
           stats.canary.window.reset(now)
           this.#figuresCache = null
           break
         case 'promoted':
+          stats.canary.epoch = ++this.#epochs.canary
+          stats.stable.epoch = ++this.#epochs.stable
           stats.canary.window.reset(now)
           stats.stable.window.reset(now)
           this.#baseline = null
@@ -340,6 +345,7 @@ export class RolloutController {
         stickyCookie: routing.stickyCookie,
         responseTimeoutMs: routing.responseTimeoutMs,
         preserveHost: routing.preserveHost,
+        trustForwarded: routing.trustForwarded,
       },
       ++this.#version,
     )
@@ -348,7 +354,7 @@ export class RolloutController {
   #target(side: SideName, url: string): UpstreamTarget {
     const parsed = new URL(url)
     const basePath = parsed.pathname === '/' ? '' : parsed.pathname.replace(/\/+$/, '')
-    return { side, url, host: parsed.host, basePath, dispatcher: this.#deps.pools.get(url), stats: this.#deps.stats[side] }
+    return { side, url, host: parsed.host, basePath, dispatcher: this.#deps.pools.get(url), stats: this.#deps.stats[side], epoch: this.#epochs[side] }
   }
 }
 

@@ -14,6 +14,13 @@ export interface UpstreamTarget {
   readonly basePath: string
   readonly dispatcher: Dispatcher
   readonly stats: SideStats
+  /**
+   * Which upstream of this side the stats' window currently measures: it
+   * changes when the side's URL does (a new canary, a promotion). A request
+   * still in flight to the previous one records with the old epoch, so its
+   * late result reaches the cumulative counters but never the new window.
+   */
+  readonly epoch: number
 }
 
 export interface RoutingSnapshot {
@@ -31,6 +38,7 @@ export interface RoutingSnapshot {
   readonly stickyCookie: string | null
   readonly responseTimeoutMs: number
   readonly preserveHost: boolean
+  readonly trustForwarded: boolean
 }
 
 export interface SnapshotInput {
@@ -42,6 +50,7 @@ export interface SnapshotInput {
   readonly stickyCookie: string | null
   readonly responseTimeoutMs: number
   readonly preserveHost: boolean
+  readonly trustForwarded: boolean
 }
 
 /** Pure: the same input gives an equal snapshot; frozen so a published one can never change under a request. */
@@ -58,6 +67,7 @@ export function compileSnapshot(input: SnapshotInput, version: number): RoutingS
     stickyCookie: input.stickyCookie,
     responseTimeoutMs: input.responseTimeoutMs,
     preserveHost: input.preserveHost,
+    trustForwarded: input.trustForwarded,
   })
 }
 

@@ -32,31 +32,38 @@ export class SideStats {
    * its next tick. Null when nobody listens: one null check per error.
    */
   onError: (() => void) | null = null
+  /** The epoch of the upstream the window measures (see UpstreamTarget.epoch). */
+  epoch = 0
 
   constructor(side: SideName, windowMs: number, now: number) {
     this.side = side
     this.window = new SlidingWindow(windowMs, now)
   }
 
-  /** One response from the upstream: status and time from request arrival to the end of the response. */
-  recordResponse(status: number, latencyUs: number): void {
+  /**
+   * One response from the upstream: status, and time from request arrival to
+   * its response headers. `epoch` is the target's (see UpstreamTarget.epoch).
+   */
+  recordResponse(status: number, latencyUs: number, epoch = this.epoch): void {
     let cls = ((status / 100) | 0) - 1
     if (cls < 0 || cls > 4) cls = 4
     this.byClass[cls]!++
     const isError = status >= 500
-    this.window.recordResponse(isError, latencyUs)
+    const current = epoch === this.epoch
+    if (current) this.window.recordResponse(isError, latencyUs)
     let b = 0
     const bounds = BUCKET_BOUNDS_US
     while (b < bounds.length && latencyUs > bounds[b]!) b++
     this.durationBuckets[b]!++
     this.durationSumSeconds += latencyUs / 1e6
     this.durationCount++
-    if (isError && this.onError !== null) this.onError()
+    if (isError && current && this.onError !== null) this.onError()
   }
 
   /** No response at all (connect failure, reset, timeout): status_class="error". */
-  recordFailure(): void {
+  recordFailure(epoch = this.epoch): void {
     this.byClass[ERROR_CLASS]!++
+    if (epoch !== this.epoch) return
     this.window.recordFailure()
     if (this.onError !== null) this.onError()
   }

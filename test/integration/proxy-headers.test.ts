@@ -56,7 +56,7 @@ t.test('repeated response headers reach the client as separate lines', async (t)
   t.equal(res.body.toString(), 'ok')
 })
 
-t.test('X-Forwarded-For/Proto/Host are set, and appended to what the client sent', async (t) => {
+t.test('X-Forwarded-For is appended; X-Forwarded-Proto/Host are set from this hop unless the peer is trusted', async (t) => {
   const stable = await startUpstream(t, 'stable')
   const canary = await startUpstream(t, 'canary')
   const { proxyUrl } = await startApp(t, { upstreams: { stable: stable.url, canary: canary.url }, rollout: { autoStart: false } })
@@ -76,8 +76,22 @@ t.test('X-Forwarded-For/Proto/Host are set, and appended to what the client sent
     ).body,
   )
   t.equal(chained.headers['x-forwarded-for'], '203.0.113.9, 198.51.100.7, 127.0.0.1', 'the peer is appended to every earlier hop')
-  t.equal(chained.headers['x-forwarded-proto'], 'https, http')
-  t.equal(chained.headers['x-forwarded-host'], 'public.example, app.example')
+  t.equal(chained.headers['x-forwarded-proto'], 'http', 'an untrusted client cannot claim https')
+  t.equal(chained.headers['x-forwarded-host'], 'app.example', 'nor another host')
+  const spoofed = echo((await rawRequest(proxyUrl, 'GET / HTTP/1.1\r\nHost: app.example\r\nForwarded: for=1.2.3.4;proto=https\r\nConnection: close\r\n\r\n')).body)
+  t.equal(spoofed.headers.forwarded, undefined, 'Forwarded from an untrusted peer is dropped')
+
+  // Behind a trusted load balancer (routing.trustForwarded), its values are passed on as they are.
+  const trusted = await startApp(t, { upstreams: { stable: stable.url, canary: canary.url }, rollout: { autoStart: false }, routing: { trustForwarded: true } })
+  const behindLb = echo(
+    (await rawRequest(trusted.proxyUrl, 'GET / HTTP/1.1\r\nHost: app.internal\r\nX-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: public.example\r\nForwarded: for=203.0.113.9;proto=https\r\nConnection: close\r\n\r\n')).body,
+  )
+  t.equal(behindLb.headers['x-forwarded-for'], '203.0.113.9, 127.0.0.1')
+  t.equal(behindLb.headers['x-forwarded-proto'], 'https')
+  t.equal(behindLb.headers['x-forwarded-host'], 'public.example')
+  t.equal(behindLb.headers.forwarded, 'for=203.0.113.9;proto=https')
+  const noneFromLb = echo((await rawRequest(trusted.proxyUrl, 'GET / HTTP/1.1\r\nHost: app.internal\r\nConnection: close\r\n\r\n')).body)
+  t.same([noneFromLb.headers['x-forwarded-proto'], noneFromLb.headers['x-forwarded-host']], ['http', 'app.internal'], 'missing ones are still set')
 
   // A client cannot make the proxy drop its own entries by nominating them in Connection.
   const nominated = echo(

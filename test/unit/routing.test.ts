@@ -4,11 +4,11 @@ import { pickSide } from '../../src/routing/pick-side.js'
 import { compileSnapshot, type UpstreamTarget } from '../../src/routing/snapshot.js'
 import { cookieValue, stickyBucket } from '../../src/routing/sticky-bucket.js'
 
-const target = (side: 'stable' | 'canary'): UpstreamTarget => ({ side, url: `http://${side}`, host: side, basePath: '', dispatcher: null as never, stats: null as never })
+const target = (side: 'stable' | 'canary'): UpstreamTarget => ({ side, url: `http://${side}`, host: side, basePath: '', dispatcher: null as never, stats: null as never, epoch: 0 })
 const stable = target('stable')
 const canary = target('canary')
 const snapshot = (weight: number, over: Partial<Parameters<typeof compileSnapshot>[0]> = {}) =>
-  compileSnapshot({ stable, canary, weight, overrideHeader: 'x-canary', stickyHeader: 'x-user-id', stickyCookie: 'canary_user', responseTimeoutMs: 1000, preserveHost: true, ...over }, 1)
+  compileSnapshot({ stable, canary, weight, overrideHeader: 'x-canary', stickyHeader: 'x-user-id', stickyCookie: 'canary_user', responseTimeoutMs: 1000, preserveHost: true, trustForwarded: false, ...over }, 1)
 
 t.test('sticky buckets are stable, in range and spread evenly', async (t) => {
   t.equal(stickyBucket('user-42'), stickyBucket('user-42'))
@@ -67,7 +67,7 @@ t.test('users only ever move stable -> canary as the weight grows', async (t) =>
 })
 
 t.test('no canary: everything to stable, weight forced to 0', async (t) => {
-  const s = compileSnapshot({ stable, canary: null, weight: 50, overrideHeader: 'x-canary', stickyHeader: null, stickyCookie: null, responseTimeoutMs: 1, preserveHost: true }, 2)
+  const s = compileSnapshot({ stable, canary: null, weight: 50, overrideHeader: 'x-canary', stickyHeader: null, stickyCookie: null, responseTimeoutMs: 1, preserveHost: true, trustForwarded: false }, 2)
   t.equal(s.weight, 0)
   t.equal(pickSide(s, { 'x-canary': 'always' }, Math.random), stable)
   t.ok(Object.isFrozen(s), 'published snapshots are frozen')

@@ -48,7 +48,7 @@ const loadCpus = flags['load-cpus'] ?? '1'
 // Full: ~4.5 min for these benchmarks on a 2-CPU machine, leaving room for the decision bench in `npm run bench`'s ~10 min.
 const plan: Plan = quick
   ? { connections: 50, warmupS: 1, runWarmupS: 0.5, durationS: 3, rounds: 2, rate: 2000, latencyWarmupS: 1, latencyDurationS: 3, latencyRounds: 1, latencyConnections: 50 }
-  : { connections: 50, warmupS: 3, runWarmupS: 1, durationS: 8, rounds: 3, rate: 2000, latencyWarmupS: 1, latencyDurationS: 6, latencyRounds: 3, latencyConnections: 50 }
+  : { connections: 50, warmupS: 3, runWarmupS: 1, durationS: 8, rounds: 3, rate: 2000, latencyWarmupS: 1, latencyDurationS: 6, latencyRounds: 5, latencyConnections: 50 }
 
 const log = (line: string): void => void process.stdout.write(`${line}\n`)
 // Progress output piped into `head` must not stop the run (EPIPE).

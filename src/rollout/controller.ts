@@ -176,8 +176,16 @@ export class RolloutController {
     const now = clock.now()
     this.#lastEvaluationAt = now
     if (!isUnderWay(this.#state.phase)) return
-    const c = stats.canary.window.read(now)
-    const canary: CanaryFigures = { requests: c.requests, errors: c.errors, p99Us: p99(c.latency), latency: c.latency }
+    const window = stats.canary.window
+    const c = window.read(now)
+    const canary: CanaryFigures = {
+      requests: c.requests,
+      errors: c.errors,
+      p99Us: p99(c.latency),
+      latency: c.latency,
+      slowestSlot: (us) => window.slowestSlot(us),
+      slotMs: window.slotMs,
+    }
     const s = stats.stable.window.read(now)
     let stable: StableFigures | null = this.#baseline
     // While stable takes live traffic its window is the reference, and it is

@@ -1,6 +1,6 @@
 /** SlidingWindow: one side's requests, errors and latency over the last `analysis.window`, as a ring of time slots. */
 import type { Histogram } from 'hdr-histogram-js'
-import { HIGHEST_TRACKABLE_US, newLatencyHistogram } from './latency-histogram.js'
+import { countAbove, HIGHEST_TRACKABLE_US, newLatencyHistogram } from './latency-histogram.js'
 
 /**
  * The ring (slotCount slots of slotMs each; slot k covers [k*slotMs, (k+1)*slotMs)):
@@ -85,6 +85,26 @@ export class SlidingWindow {
     return { requests, errors, errorRate: requests === 0 ? 0 : errors / requests, latency: merged }
   }
 
+  /**
+   * The slot with the most responses slower than `us`, as of the last
+   * read(now): how many were slower there, and how many it measured. Slots whose
+   * slowest response is within `us` cost one field read.
+   */
+  slowestSlot(us: number): SlotCount {
+    let above = 0
+    let count = 0
+    for (const slot of this.#slots) {
+      const h = slot.latency
+      if (h.totalCount === 0 || h.maxValue <= us) continue
+      const n = countAbove(h, us)
+      if (n > above) {
+        above = n
+        count = h.totalCount
+      }
+    }
+    return { above, count }
+  }
+
   /** Forgets everything: a new rollout starts with empty figures. */
   reset(now: number): void {
     for (const slot of this.#slots) slot.reset()
@@ -106,6 +126,13 @@ export interface WindowFigures {
   readonly errorRate: number
   /** Latency of the upstream responses in the window, in microseconds. */
   readonly latency: Histogram
+}
+
+export interface SlotCount {
+  /** Responses slower than the bound in that slot. */
+  readonly above: number
+  /** Responses with a latency in that slot. */
+  readonly count: number
 }
 
 /** About 30 slots: expiry within 1/30 of the window, slots no shorter than 50ms. */

@@ -16,11 +16,30 @@ const analysis: AnalysisConfig = {
 }
 const settings = (over: Partial<AnalysisConfig> = {}): GateSettings => ({ ...analysis, ...over })
 
-/** Canary figures with `requests` responses, `errors` of them 5xx, latencies from fn(i) in ms. */
-function canary(requests: number, errors: number, latencyMs: (i: number) => number = () => 10): CanaryFigures {
+/**
+ * Canary figures with `requests` responses, `errors` of them 5xx, latencies
+ * from fn(i) in ms; response i falls in window slot slotOf(i) (by default
+ * spread over 10 slots, as steady traffic is).
+ */
+function canary(requests: number, errors: number, latencyMs: (i: number) => number = () => 10, slotOf: (i: number) => number = (i) => i % 10): CanaryFigures {
   const h = newLatencyHistogram()
-  for (let i = 0; i < requests; i++) h.recordValue(Math.round(latencyMs(i) * 1000))
-  return { requests, errors, p99Us: requests === 0 ? null : h.getValueAtPercentile(99), latency: h }
+  const slots = new Map<number, number[]>()
+  for (let i = 0; i < requests; i++) {
+    const us = Math.round(latencyMs(i) * 1000)
+    h.recordValue(us)
+    const slot = slots.get(slotOf(i)) ?? []
+    slot.push(us)
+    slots.set(slotOf(i), slot)
+  }
+  const slowestSlot = (bound: number): { above: number; count: number } => {
+    let worst = { above: 0, count: 0 }
+    for (const values of slots.values()) {
+      const above = values.filter((v) => v > bound).length
+      if (above > worst.above) worst = { above, count: values.length }
+    }
+    return worst
+  }
+  return { requests, errors, p99Us: requests === 0 ? null : h.getValueAtPercentile(99), latency: h, slowestSlot, slotMs: 1000 }
 }
 const stable = (requests: number, errors: number, p99Ms = 10, baseline = false): StableFigures => ({ requests, errors, p99Us: p99Ms * 1000, baseline })
 
@@ -75,6 +94,36 @@ t.test('absolute p99', async (t) => {
   // 1 slow response in 100 puts p99 at the slow value, but is one sample, not a trend.
   const one = evaluateGate(canary(100, 0, (i) => (i === 0 ? 900 : 10)), stable(1000, 0), s, 1)
   t.not(one.verdict, 'fail', 'a single outlier does not roll back')
+})
+
+t.test('a latency breach that sits in one window slot holds; the same share spread over slots fails', async (t) => {
+  const s = settings({ maxErrorRate: null, maxErrorRateIncrease: null, maxP99Ratio: null })
+  // 30 slow responses of 300 (10%): conclusive by count, but all in slot 0, as a
+  // pause of the host leaves them.
+  const pause = evaluateGate(
+    canary(300, 0, (i) => (i < 30 ? 800 : 10), (i) => (i < 30 ? 0 : 1 + (i % 9))),
+    stable(1000, 0),
+    s,
+    1,
+  )
+  t.equal(pause.verdict, 'insufficient')
+  t.match(pause.reason, /canary p99 800ms over 300 responses > max 500ms \(the slow responses are mostly within one 1s slot: a pause or a spike, not yet a trend\)/)
+  // The same 30 in 300, three in each of 10 slots: a trend.
+  const trend = evaluateGate(
+    canary(300, 0, (i) => (i < 30 ? 800 : 10), (i) => i % 10),
+    stable(1000, 0),
+    s,
+    1,
+  )
+  t.equal(trend.verdict, 'fail')
+  // Two slots with half each: without the worst, 15 of 150 remain (10%), still conclusive.
+  const two = evaluateGate(canary(300, 0, (i) => (i < 30 ? 800 : 10), (i) => i % 2), stable(1000, 0), s, 1)
+  t.equal(two.verdict, 'fail')
+  // The ratio check follows the same rule.
+  const ratio = settings({ maxErrorRate: null, maxErrorRateIncrease: null, maxP99Ms: null })
+  const ratioPause = evaluateGate(canary(300, 0, (i) => (i < 30 ? 60 : 10), (i) => (i < 30 ? 0 : 1 + (i % 9))), stable(2000, 0, 10), ratio, 1)
+  t.equal(ratioPause.verdict, 'insufficient')
+  t.match(ratioPause.reason, /stable p99 10\.0ms .* \(the slow responses are mostly within one 1s slot/)
 })
 
 t.test('p99 ratio against stable, with the minP99Delta floor', async (t) => {

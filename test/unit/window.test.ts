@@ -118,6 +118,22 @@ t.test('countAbove counts the values above a bound, to the histogram resolution'
   t.equal(countAbove(h, 12_345), 877)
 })
 
+t.test('slowestSlot finds the slot with the most responses above a bound, and expires with it', async (t) => {
+  const w = new SlidingWindow(30_000, T0) // 30 slots of 1s
+  t.same(w.slowestSlot(50_000), { above: 0, count: 0 }, 'empty')
+  for (let i = 0; i < 40; i++) w.recordResponse(false, 10_000) // slot 0: all fast
+  w.advance(T0 + 1_000)
+  for (let i = 0; i < 20; i++) w.recordResponse(false, i < 12 ? 80_000 : 10_000) // slot 1: 12 slow of 20
+  w.advance(T0 + 2_000)
+  for (let i = 0; i < 30; i++) w.recordResponse(i % 10 === 0, i < 5 ? 90_000 : 10_000) // slot 2 (current): 5 slow of 30
+  w.read(T0 + 2_500)
+  t.same(w.slowestSlot(50_000), { above: 12, count: 20 })
+  t.same(w.slowestSlot(85_000), { above: 5, count: 30 }, 'only slot 2 has values above 85ms')
+  t.same(w.slowestSlot(100_000), { above: 0, count: 0 })
+  w.read(T0 + 31_500)
+  t.same(w.slowestSlot(50_000), { above: 5, count: 30 }, 'slot 1 has left the window')
+})
+
 t.test('a disposed window releases its WebAssembly histograms', async (t) => {
   const w = new SlidingWindow(1000, T0)
   w.recordResponse(false, 10)

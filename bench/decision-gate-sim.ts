@@ -155,6 +155,9 @@ export async function simulateRollout(config: Config, scenario: SimScenario, see
     controller.stopTimers()
     await pools.close()
   }
+  // The windows' histograms live in WebAssembly memory: thousands of rollouts would exhaust it.
+  stats.stable.dispose()
+  stats.canary.dispose()
   const state = controller.state
   return {
     phase: state.phase,

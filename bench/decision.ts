@@ -14,8 +14,8 @@ export interface DecisionBenchOptions {
 
 /**
  * The analysis section under test: issue 3's interval and minRequests, the
- * SPEC example's checks, and confidence at its default (0.99), written out;
- * the simulation also shows 0.5, which compares the thresholds as observed.
+ * SPEC example's checks, and confidence at its default (0.999), written out;
+ * the simulation also shows 0.99, and 0.5, which compares the thresholds as observed.
  */
 const ANALYSIS = {
   interval: '250ms',
@@ -26,7 +26,7 @@ const ANALYSIS = {
   maxP99: '500ms',
   maxP99Ratio: 1.5,
   minP99Delta: '5ms',
-  confidence: 0.99,
+  confidence: 0.999,
 } as const
 /** The same loop with no check configured: every verdict passes (recording runs for the Flagger-style replay). */
 const NO_CHECKS = { interval: '250ms', window: '30s', minRequests: 20 } as const
@@ -92,7 +92,7 @@ const FULL: Sizes = {
   badAfterMs: 3_000,
   recordHealthyMs: 2_000,
   recordBadMs: 5_000,
-  simHealthy: 200,
+  simHealthy: 1000,
   simShared: 40,
   simFailure: 20,
 }
@@ -233,6 +233,14 @@ function simCases(sizes: Sizes): SimCase[] {
   })
   return [
     { key: 'healthy', title: 'Healthy rollout (as above)', config: rollout, scenario: { stable: SIM_HEALTHY, canary: SIM_HEALTHY, changeAtMs: null, stableAfter: SIM_HEALTHY, canaryAfter: SIM_HEALTHY, limitMs: 30_000 }, runs: sizes.simHealthy, canaryFails: false },
+    {
+      key: 'healthy-99',
+      title: 'Healthy rollout with `confidence: 0.99`',
+      config: simConfig(HEALTHY_ROLLOUT, { ...ANALYSIS, confidence: 0.99 }),
+      scenario: { stable: SIM_HEALTHY, canary: SIM_HEALTHY, changeAtMs: null, stableAfter: SIM_HEALTHY, canaryAfter: SIM_HEALTHY, limitMs: 30_000 },
+      runs: sizes.simHealthy,
+      canaryFails: false,
+    },
     {
       key: 'healthy-observed',
       title: 'Healthy rollout with `confidence: 0.5` (thresholds compared as observed)',
@@ -388,7 +396,7 @@ function report(input: ReportInput): string {
   out.push('')
   out.push(
     `Real app (\`buildApp\`) on loopback, ${fmtN(RATE)} req/s offered open loop (achieved ${fmtSpread(rates, (v) => v.toFixed(0))} req/s), ` +
-      'analysis every 250 ms over a 30 s window, `minRequests: 20`, the SPEC example\'s checks, `confidence: 0.99` (the default; 0.5, which compares as observed, is in the simulation). ' +
+      'analysis every 250 ms over a 30 s window, `minRequests: 20`, the SPEC example\'s checks, `confidence: 0.999` (the default; 0.99, and 0.5, which compares as observed, are in the simulation). ' +
       `In the failure scenarios the canary serves ${sizes.badAfterMs / 1000} s healthy at 5% (0.5% background 5xx on both sides), then turns bad. ` +
       'Times run from the canary\'s first bad response (timestamped by the canary upstream itself) to the publication of the weight-0 routing snapshot. ' +
       `${quick ? '**Quick mode**: fewer runs, not for the record. ' : ''}Real-time runs took ${fmtMs(input.realMs)} and the gate-level simulation ${fmtMs(input.simMs)}, on a shared 2-core machine ` +

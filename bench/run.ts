@@ -12,6 +12,7 @@ import { stickyBucket } from '../src/routing/sticky-bucket.js'
 import { BODY_BYTES, PATH, requestList, STICKY_HEADER } from './lib/payload.js'
 import { renderResults, type CandidateId, type CandidateInfo, type LatencyRun, type MemoryPoint, type Plan, type Report, type ThroughputRun } from './lib/report.js'
 import type { ClosedResult, OpenResult } from './load/load-generator.js'
+import type { LoopStats } from './lib/loop-stats.js'
 import type { MicroResult } from './micro/record-cost.js'
 import { findNginx, freePort, nginxArgs, type NginxBinary } from './servers/nginx.js'
 
@@ -171,8 +172,15 @@ async function main(): Promise<void> {
       for (const c of candidates) {
         const params = { url: c.url, rate: plan.rate, connections: plan.latencyConnections }
         await load.call<OpenResult>('open', { ...params, durationS: plan.latencyWarmupS })
+        const own = c.id === 'direct' || c.id === 'nginx' || c.handle === null ? null : c.handle
+        if (own !== null) await own.call<LoopStats>('loopStats')
+        const before = sample(c)
         const r = await load.call<OpenResult>('open', { ...params, durationS: plan.latencyDurationS })
-        const run: LatencyRun = { candidate: c.id, round, ...r }
+        const after = sample(c)
+        const loop = own === null ? null : await own.call<LoopStats>('loopStats')
+        const elapsed = (after.t - before.t) / 1000
+        const otherPct = after.core === null || before.core === null ? null : (Math.max(0, after.core - before.core - ((after.proxy ?? 0) - (before.proxy ?? 0))) / elapsed) * 100
+        const run: LatencyRun = { candidate: c.id, round, ...r, loop, proxyCoreOtherPct: otherPct }
         report.latency.push(run)
         log(`  round ${round} ${c.id.padEnd(8)} p50 ${r.p50Ms.toFixed(3)}ms  p99 ${r.p99Ms.toFixed(3)}ms  rate ${Math.round(r.achievedRate)}/s  errors ${r.errors + r.non2xx}`)
       }

@@ -2,6 +2,7 @@
 import type { OpenResult } from '../load/load-generator.js'
 import type { MicroResult } from '../micro/record-cost.js'
 import { fixed, int, max, median, mib, min, percent, ratio, spread, table } from './figures.js'
+import type { LoopStats } from './loop-stats.js'
 import type { Machine } from './machine.js'
 import { BODY_BYTES, PATH, STICKY_HEADER, USER_IDS } from './payload.js'
 
@@ -52,6 +53,10 @@ export interface ThroughputRun {
 export interface LatencyRun extends OpenResult {
   readonly candidate: CandidateId
   readonly round: number
+  /** The proxy process's own event-loop delay and GC over the run (Node candidates), else null. */
+  readonly loop: LoopStats | null
+  /** Busy time on the proxy's CPU that was not the proxy, in %. */
+  readonly proxyCoreOtherPct: number | null
 }
 
 export interface MemoryPoint {
@@ -237,8 +242,53 @@ function renderLatency(out: string[], r: Report): void {
   out.push('Medians over rounds; *max ms* is the largest over all rounds. Lower is better; the *direct* row is the floor the loopback, the upstream and the client set.', '')
   const lagging = r.latency.filter((x) => x.lagP99Ms > 5 || x.achievedRate < 0.98 * p.rate)
   if (lagging.length > 0) out.push(`Caution: in ${lagging.length} run(s) the load generator fell behind its schedule (sched. lag p99 above 5 ms or fewer than 98 % of the requests sent on time), so its CPU was short; those latencies include that.`, '')
+  renderTail(out, r)
   const saturated = r.latency.filter((x) => x.p50Ms > 100)
   if (saturated.length > 0) out.push(`Caution: ${[...new Set(saturated.map((x) => x.candidate))].join(', ')} could not keep up with ${int(p.rate)} req/s in some runs (p50 above 100 ms: a queue built up): either its capacity is below the rate, or it did not get enough of its CPU (compare the other load in the throughput runs).`, '')
+}
+
+/**
+ * Where the tail comes from: a p99 over 6 s at 2,000 req/s is the 120 slowest
+ * requests, so one stall of the proxy's CPU (its own GC, or the CPU taken by
+ * another process) decides it. The proxy's own GC pauses and event-loop delay,
+ * and the other load on its CPU, tell the two apart.
+ */
+function renderTail(out: string[], r: Report): void {
+  const ms = (n: number): string => fixed(n, 1)
+  const loops = (runs: LatencyRun[]): LoopStats[] => runs.flatMap((x) => (x.loop === null ? [] : [x.loop]))
+  const rows = r.candidates.map((c) => {
+    const runs = runsOf(r.latency, c.id)
+    const own = loops(runs)
+    const requests = runs.reduce((a, x) => a + x.completed, 0)
+    const gcTotal = own.reduce((a, x) => a + x.gcTotalMs, 0)
+    const other = nums(runs.map((x) => x.proxyCoreOtherPct))
+    return [
+      c.label,
+      fixed(min(runs.map((x) => x.p99Ms)), 3),
+      own.length === 0 ? '—' : `${ms(median(own.map((x) => x.loopDelayP99Ms)))} / ${ms(median(own.map((x) => x.loopDelayMaxMs)))}`,
+      own.length === 0 ? '—' : `${fixed((gcTotal / requests) * 1000, 2)} ms`,
+      own.length === 0 ? '—' : ms(max(own.map((x) => x.gcMaxMs))),
+      c.id === 'direct' || other.length === 0 ? '—' : `${Math.round(median(other))}% (max ${Math.round(max(other))}%)`,
+    ]
+  })
+  out.push(
+    'Where the tail comes from: a p99 over one run is its 1% slowest requests, so a single stall of the proxy\'s CPU decides it. *Best round* is the lowest p99 of the rounds: other load only ever adds latency, so it is the figure least touched by the machine. The proxy\'s own event-loop delay and garbage-collection pauses come from inside each Node proxy process (perf_hooks); *other load* is busy time on the proxy\'s CPU not used by the proxy.',
+    '',
+  )
+  out.push(table(['candidate', 'best round p99 ms', 'own event-loop delay p99 / max ms (median)', 'own GC pauses per 1,000 requests', 'longest own GC pause ms', 'other load on proxy CPU (median)'], rows, 'lrrrrr'), '')
+  const detail = r.latency.map((x) => [
+    x.candidate,
+    String(x.round),
+    fixed(x.p50Ms, 3),
+    fixed(x.p99Ms, 3),
+    fixed(x.maxMs, 1),
+    fixed(x.lagP99Ms, 1),
+    x.loop === null ? '—' : ms(x.loop.loopDelayMaxMs),
+    x.loop === null ? '—' : `${ms(x.loop.gcTotalMs)} (${x.loop.gcCount})`,
+    x.proxyCoreOtherPct === null || x.candidate === 'direct' ? '—' : `${Math.round(x.proxyCoreOtherPct)}%`,
+  ])
+  out.push('Every latency run, in the order it ran:', '')
+  out.push(table(['candidate', 'round', 'p50 ms', 'p99 ms', 'max ms', 'sched. lag p99 ms', 'own loop delay max ms', 'own GC ms (pauses)', 'other load on proxy CPU'], detail, 'lrrrrrrrr'), '')
 }
 
 function renderMemory(out: string[], r: Report): void {
@@ -293,6 +343,7 @@ function renderTargets(out: string[], r: Report): void {
   const rps = (id: CandidateId): number => median(runsOf(r.throughput, id).map((x) => x.rps))
   const cpu = (id: CandidateId): number => median(nums(runsOf(r.throughput, id).map((x) => x.cpuUsPerRequest)))
   const p99 = (id: CandidateId): number => median(runsOf(r.latency, id).map((x) => x.p99Ms))
+  const bestP99 = (id: CandidateId): number => min(runsOf(r.latency, id).map((x) => x.p99Ms))
   const record = r.micro?.cases.find((c) => c.name.startsWith('SideStats.recordResponse (fractional'))
   const recordNs = record === undefined ? Number.NaN : median(record.nsPerOp)
   const verdict = (ok: boolean, known: boolean, words: [string, string] = ['met', '**not met**']): string => (!known ? 'n/a' : ok ? words[0] : words[1])
@@ -305,7 +356,11 @@ function renderTargets(out: string[], r: Report): void {
       [
         ['canary-proxy throughput ≥ 1.0× bare fastify', `${fixed(tput, 2)}× by req/s; ${fixed(byCpu, 2)}× by CPU per request`, verdict(tput >= 1, Number.isFinite(tput))],
         ['aim: the node:http + undici ceiling (~1.5×)', `ceiling here ${fixed(rps('undici') / rps('fastify'), 2)}× by req/s, ${fixed(ceiling, 2)}× by CPU per request; canary-proxy ${fixed(byCpu, 2)}×`, verdict(byCpu >= ceiling * 0.95, Number.isFinite(byCpu) && Number.isFinite(ceiling), ['reached (within 5 %)', 'not reached'])],
-        ['p99 at a fixed rate ≤ bare fastify', `${fixed(p99('canary'), 3)} ms vs ${fixed(p99('fastify'), 3)} ms`, verdict(p99('canary') <= p99('fastify'), Number.isFinite(p99('canary')) && Number.isFinite(p99('fastify')))],
+        [
+          'p99 at a fixed rate ≤ bare fastify',
+          `median of rounds ${fixed(p99('canary'), 3)} ms vs ${fixed(p99('fastify'), 3)} ms; best round ${fixed(bestP99('canary'), 3)} ms vs ${fixed(bestP99('fastify'), 3)} ms`,
+          `${verdict(p99('canary') <= p99('fastify'), Number.isFinite(p99('canary')) && Number.isFinite(p99('fastify')))} (medians); ${verdict(bestP99('canary') <= bestP99('fastify'), Number.isFinite(bestP99('canary')) && Number.isFinite(bestP99('fastify')))} (best rounds)`,
+        ],
         ['per-request record cost ≤ 150 ns', `${fixed(recordNs, 1)} ns (SideStats.recordResponse)`, verdict(recordNs <= 150, Number.isFinite(recordNs))],
       ],
       'lll',

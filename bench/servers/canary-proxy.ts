@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { buildApp } from '../../src/app.js'
 import { configFromObject } from '../../src/config/load.js'
 import { serveCalls } from '../lib/ipc.js'
+import { loopStatsHandler } from '../lib/loop-stats.js'
 import { STICKY_HEADER } from '../lib/payload.js'
 
 const [stable, canary, dir] = process.argv.slice(2)
@@ -25,5 +26,5 @@ const app = await buildApp({ config: result.value })
 const { proxyUrl, adminUrl } = await app.listen()
 
 // The runner owns (and removes) the state dir.
-serveCalls({ memory: () => process.memoryUsage() }, { url: proxyUrl, adminUrl })
+serveCalls({ memory: () => process.memoryUsage(), loopStats: loopStatsHandler() }, { url: proxyUrl, adminUrl })
 process.on('SIGTERM', () => void app.close().finally(() => process.exit(0)))

@@ -3,6 +3,7 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Serv
 import type { AddressInfo } from 'node:net'
 import { Pool } from 'undici'
 import { serveCalls } from '../lib/ipc.js'
+import { loopStatsHandler } from '../lib/loop-stats.js'
 
 const upstream = process.argv[2]
 if (upstream === undefined) throw new Error('usage: undici-proxy.js <upstream-url>')
@@ -44,7 +45,7 @@ const server = createServer((req: IncomingMessage, res: ServerResponse) => {
 server.keepAliveTimeout = 65_000
 await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
 
-serveCalls({}, { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` })
+serveCalls({ loopStats: loopStatsHandler() }, { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` })
 process.on('SIGTERM', () => {
   server.close()
   void pool.close().then(() => process.exit(0))

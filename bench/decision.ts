@@ -231,24 +231,12 @@ function simCases(sizes: Sizes): SimCase[] {
     runs: sizes.simFailure,
     canaryFails: true,
   })
+  const steady = { stable: SIM_HEALTHY, canary: SIM_HEALTHY, changeAtMs: null, stableAfter: SIM_HEALTHY, canaryAfter: SIM_HEALTHY, limitMs: 30_000 }
+  const healthy = (key: string, title: string, config: Config): SimCase => ({ key, title, config, scenario: steady, runs: sizes.simHealthy, canaryFails: false })
   return [
-    { key: 'healthy', title: 'Healthy rollout (as above)', config: rollout, scenario: { stable: SIM_HEALTHY, canary: SIM_HEALTHY, changeAtMs: null, stableAfter: SIM_HEALTHY, canaryAfter: SIM_HEALTHY, limitMs: 30_000 }, runs: sizes.simHealthy, canaryFails: false },
-    {
-      key: 'healthy-99',
-      title: 'Healthy rollout with `confidence: 0.99`',
-      config: simConfig(HEALTHY_ROLLOUT, { ...ANALYSIS, confidence: 0.99 }),
-      scenario: { stable: SIM_HEALTHY, canary: SIM_HEALTHY, changeAtMs: null, stableAfter: SIM_HEALTHY, canaryAfter: SIM_HEALTHY, limitMs: 30_000 },
-      runs: sizes.simHealthy,
-      canaryFails: false,
-    },
-    {
-      key: 'healthy-observed',
-      title: 'Healthy rollout with `confidence: 0.5` (thresholds compared as observed)',
-      config: simConfig(HEALTHY_ROLLOUT, { ...ANALYSIS, confidence: 0.5 }),
-      scenario: { stable: SIM_HEALTHY, canary: SIM_HEALTHY, changeAtMs: null, stableAfter: SIM_HEALTHY, canaryAfter: SIM_HEALTHY, limitMs: 30_000 },
-      runs: sizes.simHealthy,
-      canaryFails: false,
-    },
+    healthy('healthy', 'Healthy rollout (as above)', rollout),
+    healthy('healthy-99', 'Healthy rollout with `confidence: 0.99`', simConfig(HEALTHY_ROLLOUT, { ...ANALYSIS, confidence: 0.99 })),
+    healthy('healthy-observed', 'Healthy rollout with `confidence: 0.5` (thresholds compared as observed)', simConfig(HEALTHY_ROLLOUT, { ...ANALYSIS, confidence: 0.5 })),
     {
       key: 'shared',
       title: `Healthy rollout, both sides ×3 slower from ${SHARED_SLOWDOWN_AT_MS / 1000} s (a shared dependency slows down in the 50% step)`,

@@ -68,7 +68,14 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
     return sendError(reply, 'CPX_ERR_ADMIN_UNAVAILABLE', `internal error: ${error.message}`)
   })
 
-  app.setNotFoundHandler((request, reply) => sendError(reply, 'CPX_ERR_ADMIN_NOT_FOUND', messageOf('CPX_ERR_ADMIN_NOT_FOUND', { method: request.method, url: request.url })))
+  app.setNotFoundHandler((request, reply) => {
+    // A read-only path asked with another method gets 405 and the method to use, as the mutations do.
+    const path = request.url.split('?', 1)[0] ?? ''
+    if (READ_ONLY_PATHS.has(path)) {
+      return reply.code(405).header('allow', 'GET, HEAD').send({ error: `${request.method} is not allowed here; use GET ${path}`, code: 'CPX_ERR_ADMIN_BAD_INPUT' })
+    }
+    return sendError(reply, 'CPX_ERR_ADMIN_NOT_FOUND', messageOf('CPX_ERR_ADMIN_NOT_FOUND', { method: request.method, url: request.url }))
+  })
 
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/readyz', async (_request, reply) => {
@@ -89,8 +96,11 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
   })
   app.get('/api/v1/events', async (request) => {
     const events = audit.recent()
-    const limit = Number((request.query as Record<string, unknown>).limit)
-    return { events: Number.isInteger(limit) && limit > 0 ? events.slice(-limit) : events }
+    const raw = (request.query as Record<string, unknown>).limit
+    if (raw === undefined) return { events }
+    const limit = typeof raw === 'string' && /^[0-9]+$/.test(raw) ? Number(raw) : Number.NaN
+    if (!(limit >= 1)) throw new BadField('limit', `must be a whole number of events, 1 or more (got ${JSON.stringify(raw)})`)
+    return { events: events.slice(-limit) }
   })
   app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(dashboardHtml()))
 
@@ -197,6 +207,9 @@ function isLoopbackHost(host: string): boolean {
   const name = host.replace(/:\d+$/, '').toLowerCase()
   return name === 'localhost' || name === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(name)
 }
+
+/** The admin plane's GET paths: another method there is a 405, not a 404. */
+const READ_ONLY_PATHS = new Set(['/', '/healthz', '/readyz', '/metrics', '/api/v1/status', '/api/v1/events'])
 
 function sendError(reply: FastifyReply, code: ErrorCode, message: string, field?: string): FastifyReply {
   return reply.code(statusOf(code)).send(field === undefined ? { error: message, code } : { error: message, code, field })

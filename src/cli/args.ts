@@ -48,10 +48,10 @@ export function parseCommand(argv: readonly string[], env: Env): Command {
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') return { name: 'help', topic: rest[0] ?? null }
   if (name === '--version' || name === '-v' || name === 'version') return { name: 'version' }
   type Values = Record<string, string | boolean | undefined>
-  const parse = (options: Record<string, { type: 'string' | 'boolean'; default?: boolean; short?: string }>, positionals = 0): { values: Values; positionals: string[] } | null => {
+  const parse = (options: Record<string, { type: 'string' | 'boolean'; default?: boolean; short?: string }>, positionals = 0, args: readonly string[] = rest): { values: Values; positionals: string[] } | null => {
     let parsed
     try {
-      parsed = parseArgs({ args: [...rest], options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: positionals > 0, strict: true })
+      parsed = parseArgs({ args: [...args], options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: positionals > 0, strict: true })
     } catch (error) {
       throw new UsageError(`${name}: ${(error as Error).message}`)
     }
@@ -105,9 +105,11 @@ export function parseCommand(argv: readonly string[], env: Env): Command {
       return { name, client: client(p.values), reason: str(p.values.reason) ?? null }
     }
     case 'set-weight': {
-      const p = parse(CLIENT_OPTIONS, 1)
+      // A negative number is a weight (out of range: the admin API says so), not an option.
+      const negative = rest.findIndex((arg) => /^-\.?\d/.test(arg))
+      const p = parse(CLIENT_OPTIONS, negative < 0 ? 1 : 0, negative < 0 ? rest : rest.filter((_, i) => i !== negative))
       if (p === null) return help
-      const text = p.positionals[0]
+      const text = negative < 0 ? p.positionals[0] : rest[negative]
       if (text === undefined) throw new UsageError('set-weight: the weight N (0..100) is required, e.g. canary-proxy set-weight 25')
       const weight = Number(text)
       if (text.trim() === '' || !Number.isFinite(weight)) throw new UsageError(`set-weight: N must be a number from 0 to 100 (got ${JSON.stringify(text)})`)

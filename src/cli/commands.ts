@@ -60,7 +60,7 @@ async function validate(file: string, json: boolean, io: Io): Promise<number> {
   }
   if (result.ok) {
     const c = result.value
-    io.out(`${file}: valid (proxy ${c.listen.host}:${c.listen.port} -> stable ${c.upstreams.stable}${c.upstreams.canary === null ? '' : `, canary ${c.upstreams.canary}`}; admin ${c.admin.host}:${c.admin.port})`)
+    io.out(`${file}: valid (proxy ${hostPort(c.listen.host, c.listen.port)} -> stable ${c.upstreams.stable}${c.upstreams.canary === null ? '' : `, canary ${c.upstreams.canary}`}; admin ${hostPort(c.admin.host, c.admin.port)})`)
     return EXIT_OK
   }
   for (const issue of result.error) io.err(renderIssue(issue))
@@ -190,4 +190,9 @@ async function waitForEnd(options: ClientOptions, timeoutMs: number | null, poll
     }
     await sleep(Math.min(pollMs, left))
   }
+}
+
+/** host:port, with an IPv6 address in brackets as in a URL. */
+function hostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`
 }

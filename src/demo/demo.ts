@@ -29,10 +29,15 @@ const USERS = 1_000
 export async function runDemo(options: DemoOptions, io: Io): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'canary-proxy-demo-'))
   const startedAt = Date.now()
-  // The faulty canary turns bad halfway through the 25% step.
-  const failFrom = options.faulty ? startedAt + STEP_MS * 1.5 : Number.POSITIVE_INFINITY
+  // The faulty canary turns bad halfway through the 25% step, however long the 5% step took.
+  let weight = (): number => 0
+  let failFrom = Number.POSITIVE_INFINITY
+  const failing = (): boolean => {
+    if (options.faulty && failFrom === Number.POSITIVE_INFINITY && weight() >= 25) failFrom = Date.now() + STEP_MS / 2
+    return Date.now() >= failFrom
+  }
   const stable = await sampleUpstream('v1', () => ({ errorRatio: 0.002, delayMs: 2 + Math.random() * 6 }))
-  const canary = await sampleUpstream('v2', () => (Date.now() >= failFrom ? { errorRatio: 0.3, delayMs: 2 + Math.random() * 8 } : { errorRatio: 0.002, delayMs: 2 + Math.random() * 6 }))
+  const canary = await sampleUpstream('v2', () => (failing() ? { errorRatio: 0.3, delayMs: 2 + Math.random() * 8 } : { errorRatio: 0.002, delayMs: 2 + Math.random() * 6 }))
   const parsed = configFromObject({
     listen: { host: '127.0.0.1', port: options.port, drainTimeout: '2s' },
     admin: { host: '127.0.0.1', port: options.adminPort },
@@ -49,6 +54,7 @@ export async function runDemo(options: DemoOptions, io: Io): Promise<number> {
     return 1
   }
   const app = await buildApp({ config: parsed.value, log: createLogger('silent') })
+  weight = () => app.controller.state.weight
   let urls
   try {
     urls = await app.listen()

@@ -58,6 +58,10 @@ export function transition(state: RolloutState, event: RolloutEvent, now: number
     }
     case 'promote': {
       if (state.canaryUrl === null) return refuse('no canary upstream to promote')
+      // A canary that failed (or was stopped) does not become the stable in one call: it goes through a start first.
+      if (state.phase === 'rolled_back' || state.phase === 'aborted') {
+        return refuse(`the canary was ${state.phase === 'rolled_back' ? 'rolled back' : 'aborted'}; start a new rollout of it (canary-proxy start) before promoting it`)
+      }
       const next = ended(base, 'succeeded', `promoted by ${actor}: ${state.canaryUrl} is the new stable`, state.canaryUrl)
       return moved(state, next, actor, 'promote', next.reason, [{ type: 'promoted' }, { type: 'publish' }])
     }

@@ -71,7 +71,7 @@ export function createRegistry(source: MetricsSource): Registry {
     ),
   )
   add(
-    new ScrapeTimeMetric('canary_proxy_request_duration_seconds', 'Time from request arrival to the end of the upstream response, for requests the upstream answered.', 'histogram', () =>
+    new ScrapeTimeMetric('canary_proxy_request_duration_seconds', 'Time from request arrival to the upstream response headers, for requests the upstream answered.', 'histogram', () =>
       source.sides.flatMap((s) => {
         const values: MetricValueWithName<string>[] = []
         let cumulative = 0

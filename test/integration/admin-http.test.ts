@@ -65,6 +65,25 @@ t.test('a mutation path with the wrong method: 405 with Allow', async (t) => {
   t.equal(head.headers.allow, 'PUT')
 })
 
+t.test('read-only paths asked with another method: 405 with Allow', async (t) => {
+  const stable = await startUpstream(t, 'stable')
+  const { adminUrl } = await startApp(t, { upstreams: { stable: stable.url } })
+  for (const [method, path] of [
+    ['POST', '/api/v1/status'],
+    ['PUT', '/api/v1/events'],
+    ['DELETE', '/metrics'],
+    ['POST', '/healthz'],
+    ['POST', '/readyz'],
+    ['POST', '/'],
+  ] as const) {
+    const res = await call(adminUrl, method, path, method === 'DELETE' ? undefined : '{}')
+    t.equal(res.status, 405, `${method} ${path} -> 405`)
+    t.equal(res.headers.allow, 'GET, HEAD')
+    t.match(JSON.parse(res.text) as Json, { error: `${method} is not allowed here; use GET ${path}`, code: 'CPX_ERR_ADMIN_BAD_INPUT' })
+  }
+  t.equal((await call(adminUrl, 'GET', '/api/v1/status')).status, 200, 'GET still works')
+})
+
 t.test('unknown paths: 404 JSON', async (t) => {
   const stable = await startUpstream(t, 'stable')
   const { adminUrl } = await startApp(t, { upstreams: { stable: stable.url } })

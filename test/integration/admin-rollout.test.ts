@@ -155,6 +155,10 @@ t.test('409 rules: start while under way, resume with nothing paused, set-weight
   t.equal((await admin(adminUrl, 'POST', '/api/v1/rollout/resume')).status, 409, 'resume after abort')
   t.equal((await admin(adminUrl, 'POST', '/api/v1/rollout/abort')).status, 409, 'abort with nothing under way')
   t.equal((await admin(adminUrl, 'POST', '/api/v1/rollout/pause')).status, 409, 'pause with nothing under way')
+  const promoteAborted = await admin(adminUrl, 'POST', '/api/v1/rollout/promote')
+  t.equal(promoteAborted.status, 409, 'promote after abort: the canary goes through a start first')
+  t.match(promoteAborted.json, { code: 'CPX_ERR_ADMIN_CONFLICT', error: /aborted; start a new rollout/ })
+  t.equal((await status(adminUrl)).phase, 'aborted', 'and nothing changed')
 })
 
 t.test('set-weight and resume with no canary known are 409, and change nothing', async (t) => {
@@ -330,6 +334,17 @@ t.test('events: one per transition and admin action, newest last, same lines in 
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
   t.same(lines, list, 'audit file lines parse and equal the events API')
+
+  // ?limit=N: the newest N, still newest last; anything but a whole number >= 1 is a 400 naming the field.
+  const two = await admin(adminUrl, 'GET', '/api/v1/events?limit=2')
+  t.equal(two.status, 200)
+  t.same(two.json.events, list.slice(-2), 'limit=2: the two newest')
+  t.same((await admin(adminUrl, 'GET', `/api/v1/events?limit=${list.length + 5}`)).json.events, list, 'a limit above the count gives them all')
+  for (const bad of ['abc', '0', '-1', '1.5', '']) {
+    const res = await admin(adminUrl, 'GET', `/api/v1/events?limit=${bad}`)
+    t.equal(res.status, 400, `limit=${bad} -> 400`)
+    t.match(res.json, { field: 'limit', error: /^limit: must be a whole number/ }, `limit=${bad}: names the field`)
+  }
 })
 
 t.test('rolled_back: the canary stays in the slot, reachable with x-canary: always only; the reason is kept', async (t) => {

@@ -71,6 +71,8 @@ t.test('demo --faulty: the canary starts failing and the rollout is rolled back'
   )
   t.equal(rolledBack.weight, 0, 'weight 0 after the rollback')
   await demo.waitForLine(/>> rollback: |rolled_back/, 5_000)
+  t.match(demo.stdoutText(), />> advance: progressing 5% -> progressing 25%/, 'the canary passed the first step')
+  t.match(demo.stdoutText(), />> rollback: progressing (25|50)% -> rolled_back 0%/, 'and failed mid-rollout, past the first step')
   // Ctrl-C ends it early, as a person would.
   demo.process.kill('SIGINT')
   const exit = await exitWithin(demo, 15_000)

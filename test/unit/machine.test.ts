@@ -51,7 +51,7 @@ t.test('every operator action in every phase', async (t) => {
     start: { idle: 'progressing', progressing: 409, paused: 409, baking: 409, succeeded: 409, rolled_back: 'progressing', aborted: 'progressing' },
     pause: { idle: 409, progressing: 'paused', paused: 409, baking: 'paused', succeeded: 409, rolled_back: 409, aborted: 409 },
     resume: { idle: 409, progressing: 409, paused: 'progressing', baking: 409, succeeded: 409, rolled_back: 409, aborted: 409 },
-    promote: { idle: 'succeeded', progressing: 'succeeded', paused: 'succeeded', baking: 'succeeded', succeeded: 409, rolled_back: 'succeeded', aborted: 'succeeded' },
+    promote: { idle: 'succeeded', progressing: 'succeeded', paused: 'succeeded', baking: 'succeeded', succeeded: 409, rolled_back: 409, aborted: 409 },
     abort: { idle: 409, progressing: 'aborted', paused: 'aborted', baking: 'aborted', succeeded: 409, rolled_back: 409, aborted: 409 },
     setWeight: { idle: 'paused', progressing: 'paused', paused: 'paused', baking: 'paused', succeeded: 409, rolled_back: 'paused', aborted: 'paused' },
   }

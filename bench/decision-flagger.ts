@@ -39,20 +39,6 @@ export interface FlaggerPolicy {
 
 export type Rng = () => number
 
-/** mulberry32: a small seeded generator, so the replay is repeatable. The seed is scrambled first (murmur3's fmix32): adjacent seeds give correlated streams otherwise. */
-export function seededRng(seed: number): Rng {
-  let a = seed >>> 0
-  a = Math.imul(a ^ (a >>> 16), 0x85ebca6b)
-  a = Math.imul(a ^ (a >>> 13), 0xc2b2ae35)
-  a = (a ^ (a >>> 16)) >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /**
  * Increments between consecutive scrapes of a run, scaled to one second (a

@@ -14,7 +14,8 @@ import type { RolloutState } from '../src/rollout/phase.js'
 import { SideStats } from '../src/stats/side-stats.js'
 import type { AuditLog } from '../src/state/audit-log.js'
 import type { LoadResult, StateStore } from '../src/state/store.js'
-import { seededRng, type Rng } from './decision-flagger.js'
+import type { Rng } from './decision-flagger.js'
+import { seededRng } from './lib/random.js'
 
 interface SimTimer {
   at: number

@@ -45,14 +45,3 @@ export function measure(list: readonly Case[], opsPerRound: number, warmupOps: n
   return { cases, checksum }
 }
 
-/** mulberry32: a seeded PRNG, so every run records the same values. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}

@@ -1,7 +1,7 @@
 /** Microbench cases for the control-plane work that runs on the data plane's event loop every second: window rotation and window reads. */
 import { SideStats, summarize } from '../../src/stats/side-stats.js'
 import type { Case } from './measure.js'
-import { prng } from './measure.js'
+import { mulberry32 } from '../lib/random.js'
 
 /** Values recorded into the current slot before each rotation: a few, so every slot holds data as under load. */
 const PER_SLOT = 50
@@ -12,7 +12,7 @@ const PER_SLOT = 50
  * which stretches each slot's histogram the way a slow request does.
  */
 function filledStats(): { stats: SideStats; step: () => number; now: () => number } {
-  const rand = prng(7)
+  const rand = mulberry32(7)
   const stats = new SideStats('canary', 30_000, 0)
   let now = 0
   const fill = (): void => {

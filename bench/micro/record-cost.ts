@@ -10,7 +10,8 @@ import { DURATION_BUCKETS_SECONDS, SideStats } from '../../src/stats/side-stats.
 import type { Dispatcher } from 'undici'
 import { serveCalls } from '../lib/ipc.js'
 import { STICKY_HEADER, USER_IDS } from '../lib/payload.js'
-import { measure, prng, type Case, type MicroCase } from './measure.js'
+import { mulberry32 } from '../lib/random.js'
+import { measure, type Case, type MicroCase } from './measure.js'
 import { periodicCases } from './periodic-work.js'
 
 export interface MicroParams {
@@ -32,7 +33,7 @@ export interface MicroResult {
 const INPUTS = 4096
 const MASK = INPUTS - 1
 
-const rand = prng(42)
+const rand = mulberry32(42)
 /**
  * Latencies as the hot path produces them: the difference of two
  * monotonicMicros() readings (performance.now() * 1000), so fractional; spread

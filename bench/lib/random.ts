@@ -1,0 +1,21 @@
+/** Seeded generators for the bench: every run draws the same values. */
+
+/** mulberry32: a small seeded generator of numbers in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** mulberry32 with the seed scrambled first (murmur3's fmix32): adjacent seeds give correlated streams otherwise. */
+export function seededRng(seed: number): () => number {
+  let a = seed >>> 0
+  a = Math.imul(a ^ (a >>> 16), 0x85ebca6b)
+  a = Math.imul(a ^ (a >>> 13), 0xc2b2ae35)
+  return mulberry32((a ^ (a >>> 16)) >>> 0)
+}

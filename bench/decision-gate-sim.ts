@@ -7,13 +7,14 @@
  */
 import type { Config } from '../src/config/schema.js'
 import type { Clock, Timer } from '../src/core/clock.js'
+import { EventFeed } from '../src/events/feed.js'
 import { createLogger } from '../src/log.js'
 import { UpstreamPools } from '../src/proxy/upstreams.js'
 import { RolloutController } from '../src/rollout/controller.js'
 import type { RolloutState } from '../src/rollout/phase.js'
 import { SideStats } from '../src/stats/side-stats.js'
 import type { AuditLog } from '../src/state/audit-log.js'
-import type { LoadResult, StateStore } from '../src/state/store.js'
+import { MemoryStateStore } from '../src/state/memory-store.js'
 import type { Rng } from './decision-flagger.js'
 import { seededRng } from './lib/random.js'
 
@@ -66,19 +67,6 @@ class SimClock implements Clock {
   }
 }
 
-class MemoryStore implements StateStore {
-  readonly name = 'memory'
-  load(): Promise<LoadResult> {
-    return Promise.resolve({ kind: 'empty' })
-  }
-  save(_state: RolloutState): Promise<void> {
-    return Promise.resolve()
-  }
-  close(): Promise<void> {
-    return Promise.resolve()
-  }
-}
-
 const silentAudit = { file: '(none)', append: () => Promise.resolve(), recent: () => [] } as unknown as AuditLog
 
 export interface SimBehaviour {
@@ -121,7 +109,7 @@ export async function simulateRollout(config: Config, scenario: SimScenario, see
   const clock = new SimClock(start)
   const stats = { stable: new SideStats('stable', config.analysis.windowMs, start), canary: new SideStats('canary', config.analysis.windowMs, start) }
   const pools = new UpstreamPools({ connectTimeoutMs: 1_000 })
-  const controller = await RolloutController.create({ config, clock, store: new MemoryStore(), audit: silentAudit, pools, stats, log: createLogger('silent') })
+  const controller = await RolloutController.create({ config, clock, store: new MemoryStateStore(), audit: silentAudit, pools, stats, log: createLogger('silent'), events: new EventFeed() })
   controller.startTimers()
   const started = await controller.act({ type: 'start', canary: null }, 'sim')
   if (!started.ok) throw new Error(started.conflict)

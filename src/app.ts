@@ -8,6 +8,7 @@ import { createAdminServer, type Readiness } from './admin/server.js'
 import type { Config } from './config/schema.js'
 import { systemClock, type Clock } from './core/clock.js'
 import { systemRandom, type Random } from './core/random.js'
+import { EventFeed } from './events/feed.js'
 import { createLogger } from './log.js'
 import type { DataPlaneCounters } from './proxy/exchange.js'
 import { createDataPlane } from './proxy/server.js'
@@ -35,6 +36,8 @@ export interface App {
   readonly admin: FastifyInstance
   readonly registry: Registry
   readonly log: Logger
+  /** The control plane's event feed (transitions, decisions, persistence failures). */
+  readonly events: EventFeed
   readiness(): Readiness
   /** The recent audit events, oldest first (GET /api/v1/events). */
   auditEvents(): readonly AuditEvent[]
@@ -54,6 +57,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const pools = new UpstreamPools({ connectTimeoutMs: config.routing.connectTimeoutMs })
   const store = deps.store ?? new FileStateStore(config.state.file)
   const audit = new AuditLog(config.audit.file)
+  const events = new EventFeed((error, event) => log.error({ err: error, event: event.type }, 'an event subscriber failed'))
   try {
     await audit.open()
   } catch (error) {
@@ -67,7 +71,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   }
   let controller: RolloutController
   try {
-    controller = await RolloutController.create({ config, clock, store, audit, pools, stats, log })
+    controller = await RolloutController.create({ config, clock, store, audit, pools, stats, log, events })
   } catch (error) {
     await audit.close()
     stats.stable.dispose()
@@ -107,6 +111,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     admin,
     registry,
     log,
+    events,
     readiness: () => readiness,
     auditEvents: () => audit.recent(),
     async listen() {

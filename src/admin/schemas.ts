@@ -1,5 +1,6 @@
 /** JSON schemas of the admin API's request bodies, and the one place their errors become "field: what is wrong". */
 import type { Ajv } from 'ajv'
+import { decimalsOf } from '../core/domain.js'
 import type { FastifySchemaValidationError } from 'fastify/types/schema.js'
 
 const empty = { type: 'object', additionalProperties: false, properties: {} } as const
@@ -27,17 +28,6 @@ export const bodySchemas = {
   resume: empty,
   promote: empty,
 } as const
-
-/**
- * Decimal places of a number as JSON writes it (its shortest round-trip
- * form): 33.33 has 2, 1e-7 has 7, 5.00000000001 has 11.
- */
-export function decimalsOf(n: number): number {
-  if (!Number.isFinite(n)) return Number.POSITIVE_INFINITY
-  const m = /^(\d+)(?:\.(\d+))?(?:e([+-]\d+))?$/.exec(String(Math.abs(n)))
-  if (m === null) return Number.POSITIVE_INFINITY
-  return Math.max(0, (m[2] ?? '').length - Number(m[3] ?? 0))
-}
 
 /** Adds the `maxDecimals` keyword to the admin API's ajv (fastify's `ajv.plugins`). */
 export function adminKeywords(ajv: Ajv): Ajv {

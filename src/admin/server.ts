@@ -3,7 +3,7 @@ import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import { CanaryProxyError, messageOf, statusOf, type ErrorCode } from '../core/errors.js'
-import { upstreamUrlProblem } from '../config/load.js'
+import { isLoopbackHost, upstreamUrlProblem } from '../core/domain.js'
 import type { RolloutController } from '../rollout/controller.js'
 import type { RolloutEvent } from '../rollout/phase.js'
 import type { AuditLog } from '../state/audit-log.js'
@@ -201,11 +201,6 @@ export function crossSiteProblem(headers: FastifyRequest['headers'], tokenRequir
   }
   if (!tokenRequired && !isLoopbackHost(host)) return `Host ${host} is not a loopback name; without admin.token the admin API only answers to localhost, 127.0.0.1 or [::1]`
   return null
-}
-
-function isLoopbackHost(host: string): boolean {
-  const name = host.replace(/:\d+$/, '').toLowerCase()
-  return name === 'localhost' || name === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(name)
 }
 
 /** The admin plane's GET paths: another method there is a 405, not a 404. */

@@ -1,6 +1,6 @@
 /** A small typed client for the admin API, shared by the CLI's client commands. */
 import { request } from 'undici'
-import type { StatusView } from '../rollout/controller.js'
+import type { StatusView } from '../api/wire.js'
 import type { AuditEvent } from '../state/audit-log.js'
 import type { ClientOptions } from './args.js'
 

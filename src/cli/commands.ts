@@ -8,7 +8,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { renderIssue } from '../config/issues.js'
 import { formatDuration } from '../core/duration.js'
-import type { StatusView } from '../rollout/controller.js'
+import type { StatusView } from '../api/wire.js'
 import type { ClientOptions, Command } from './args.js'
 import { USAGE } from './args.js'
 import { renderEvent, renderStatus } from './render.js'

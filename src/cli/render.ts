@@ -1,5 +1,5 @@
 /** Human renderings of status and events for the terminal (--json prints the API's JSON instead). */
-import type { SideView, StatusView } from '../rollout/controller.js'
+import type { SideView, StatusView } from '../api/wire.js'
 import type { AuditEvent } from '../state/audit-log.js'
 
 export function renderStatus(s: StatusView): string {

@@ -1,8 +1,8 @@
 /** Reads a config: YAML -> ${ENV} substitution -> schema with defaults -> semantic checks -> Config, or every problem found. */
 import { readFile } from 'node:fs/promises'
-import { isIP } from 'node:net'
 import { Ajv, type ErrorObject } from 'ajv'
 import { parseDocument } from 'yaml'
+import { hasAtMostTwoDecimals, isLoopbackHost, upstreamUrlProblem } from '../core/domain.js'
 import { parseDuration } from '../core/duration.js'
 import { err, ok, type Result } from '../core/result.js'
 import { substituteEnv } from './env.js'
@@ -242,7 +242,7 @@ function semanticIssues(data: Record<string, unknown>): ConfigIssue[] {
   const admin = section('admin')
   const tokens = admin.tokens
   const hasToken = (typeof admin.token === 'string' && admin.token !== '') || (tokens !== null && typeof tokens === 'object' && Object.keys(tokens).length > 0)
-  if (!hasToken && typeof admin.host === 'string' && !isLoopback(admin.host)) {
+  if (!hasToken && typeof admin.host === 'string' && !isLoopbackHost(admin.host)) {
     issues.push({ path: 'admin.host', message: `refusing to serve the admin API on non-loopback address ${admin.host} without admin.token; set a token or listen on 127.0.0.1` })
   }
   if (typeof section('state').redis === 'string') {
@@ -253,30 +253,6 @@ function semanticIssues(data: Record<string, unknown>): ConfigIssue[] {
     issues.push({ path: 'admin.port', message: `must differ from listen.port (${listenPort})` })
   }
   return issues
-}
-
-export function upstreamUrlProblem(value: string): string | null {
-  let url: URL
-  try {
-    url = new URL(value)
-  } catch {
-    return 'must be an http:// or https:// URL such as http://127.0.0.1:9001'
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return `must use http:// or https://, not ${url.protocol}//`
-  if (url.username !== '' || url.password !== '') return 'must not contain a user name or password'
-  if (url.search !== '' || url.hash !== '') return 'must not contain a query or fragment'
-  return null
-}
-
-export function hasAtMostTwoDecimals(n: number): boolean {
-  return Math.abs(n * 100 - Math.round(n * 100)) < 1e-6
-}
-
-export function isLoopback(host: string): boolean {
-  if (host === 'localhost') return true
-  if (isIP(host) === 4) return host.startsWith('127.')
-  const bare = host.replace(/^\[|\]$/g, '')
-  return bare === '::1' || bare === '::ffff:127.0.0.1'
 }
 
 function resolve(raw: RawConfig): Config {

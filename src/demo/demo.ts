@@ -10,7 +10,7 @@ import { configFromObject } from '../config/load.js'
 import { renderIssue } from '../config/issues.js'
 import type { Io } from '../cli/commands.js'
 import { createLogger } from '../log.js'
-import type { StatusView } from '../rollout/controller.js'
+import type { StatusView } from '../api/wire.js'
 
 export interface DemoOptions {
   readonly faulty: boolean

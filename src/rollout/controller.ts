@@ -1,15 +1,17 @@
 /** The rollout controller: runs the gate on the analysis interval, feeds verdicts and operator actions to the machine, and applies the effects. */
 import type { Logger } from 'pino'
+import type { SideView, StatusView } from '../api/wire.js'
 import type { Config } from '../config/schema.js'
 import type { Clock, Timer } from '../core/clock.js'
 import type { UpstreamPools } from '../proxy/upstreams.js'
 import { compileSnapshot, SnapshotRef, type RoutingSnapshot, type SideName, type UpstreamTarget } from '../routing/snapshot.js'
 import { summarize, type SideStats, type SideSummary } from '../stats/side-stats.js'
+import type { EventFeed } from '../events/feed.js'
 import type { AuditLog } from '../state/audit-log.js'
 import type { StateStore } from '../state/store.js'
 import { evaluateGate, type CanaryFigures, type GateSettings, type StableFigures } from './gate.js'
 import { initialState, stepIndexAtOrBelow, transition, type TransitionResult } from './machine.js'
-import { isUnderWay, type Actor, type Decision, type Phase, type RolloutEvent, type RolloutSettings, type RolloutState } from './phase.js'
+import { isUnderWay, type Actor, type RolloutEvent, type RolloutSettings, type RolloutState } from './phase.js'
 
 export interface ControllerDeps {
   readonly config: Config
@@ -19,33 +21,11 @@ export interface ControllerDeps {
   readonly pools: UpstreamPools
   readonly stats: { readonly stable: SideStats; readonly canary: SideStats }
   readonly log: Logger
+  /** Transitions, decisions and persistence failures are published here. */
+  readonly events: EventFeed
 }
 
-export interface SideView {
-  readonly url: string
-  readonly requests: number
-  readonly errors: number
-  readonly errorRate: number
-  readonly p50Ms: number | null
-  readonly p99Ms: number | null
-}
-
-/** GET /api/v1/status: the SPEC's fields first, then extras. */
-export interface StatusView {
-  readonly phase: Phase
-  readonly weight: number
-  readonly step: number | null
-  readonly steps: readonly number[]
-  readonly stable: SideView
-  readonly canary: SideView | null
-  readonly lastDecision: { readonly at: string; readonly verdict: Decision['verdict']; readonly reason: string } | null
-  /** Why the rollout ended (rolled_back, aborted, succeeded), else null. */
-  readonly reason: string | null
-  /** When the current step (or the bake) started and may end at the earliest, ISO times; null outside them. */
-  readonly stepStartedAt: string | null
-  readonly stepEndsAt: string | null
-  readonly generation: number
-}
+export type { SideView, StatusView } from '../api/wire.js'
 
 export type ActResult = { readonly ok: true; readonly status: StatusView } | { readonly ok: false; readonly conflict: string }
 
@@ -67,6 +47,8 @@ export class RolloutController {
   #lastEvaluationAt = Number.NEGATIVE_INFINITY
   /** The last save failed: the state in memory is newer than the one on disk, and is saved again on every tick until it lands. */
   #dirty = false
+  /** The store's version of the state last loaded or saved (compare-and-set). */
+  #storeVersion = 0
   #figuresCache: { at: number; recorded: number; stable: SideSummary; canary: SideSummary } | null = null
   /** Bumped when a side's upstream changes (a new rollout's canary, a promotion); see UpstreamTarget.epoch. */
   readonly #epochs = { stable: 0, canary: 0 }
@@ -114,6 +96,7 @@ export class RolloutController {
       }
     }
     const controller = new RolloutController(deps, state)
+    controller.#storeVersion = loaded.version
     for (const note of notes) {
       void controller.#auditNote(note.action, note.reason, 'auto')
     }
@@ -195,6 +178,7 @@ export class RolloutController {
       this.#baseline = { ...stable, baseline: true }
     }
     const verdict = evaluateGate(canary, stable, this.#gate, now)
+    this.#deps.events.emit({ type: 'decision', decision: verdict, phase: this.#state.phase, weight: this.#state.weight })
     void this.#apply(transition(this.#state, { type: 'analysis', verdict }, now, this.settings)).catch(() => undefined)
   }
 
@@ -218,10 +202,10 @@ export class RolloutController {
       phase: s.phase,
       weight: s.weight,
       step,
-      steps: this.settings.steps,
+      steps: [...this.settings.steps],
       stable: side(s.stableUrl, figures.stable),
       canary: s.canaryUrl === null ? null : side(s.canaryUrl, figures.canary),
-      lastDecision: s.lastDecision === null ? null : { at: iso(s.lastDecision.at), verdict: s.lastDecision.verdict, reason: s.lastDecision.reason },
+      lastDecision: s.lastDecision === null ? null : { at: iso(s.lastDecision.at), verdict: s.lastDecision.verdict, reason: s.lastDecision.reason, findings: [...s.lastDecision.findings] },
       reason: s.phase === 'succeeded' || s.phase === 'rolled_back' || s.phase === 'aborted' ? s.reason : null,
       stepStartedAt: stepStartedAt === null ? null : iso(stepStartedAt),
       stepEndsAt: stepEndsAt === null ? null : iso(stepEndsAt),
@@ -315,6 +299,7 @@ export class RolloutController {
           const level = r.action === 'rollback' ? 'warn' : 'info'
           log[level]({ actor: r.actor, action: r.action, from: r.from, to: r.to }, `rollout ${r.action}: ${r.from.phase} ${r.from.weight}% -> ${r.to.phase} ${r.to.weight}%: ${r.reason ?? ''}`)
           audit.append(r).catch((error: unknown) => log.error({ err: error }, `cannot append to the audit log ${audit.file}`))
+          this.#deps.events.emit({ type: 'transition', record: r, generation: this.#state.generation, findings: this.#state.lastDecision?.findings ?? [] })
           break
         }
       }
@@ -325,12 +310,25 @@ export class RolloutController {
   #persist(): Promise<void> {
     const { store, log } = this.#deps
     this.#dirty = false
-    return store.save(this.#state).catch((error: unknown) => {
-      this.#persistFailures++
-      this.#dirty = true
-      log.error({ err: error }, `cannot save the rollout state to ${store.name}; the change is applied and the save is retried on every analysis tick`)
-      throw error
-    })
+    return store.save(this.#state, this.#storeVersion).then(
+      (result) => {
+        if (result.ok) {
+          this.#storeVersion = result.version
+          return
+        }
+        // Another writer got there first: this process's state is the one that routes, so it is written over the stored one.
+        this.#storeVersion = result.version
+        this.#dirty = true
+        log.warn({ stored: result.version }, `state in ${store.name} changed under this process (${result.reason}); saving again on the next tick`)
+      },
+      (error: unknown) => {
+        this.#persistFailures++
+        this.#dirty = true
+        this.#deps.events.emit({ type: 'persistFailure', at: this.#deps.clock.now(), store: store.name, error: (error as Error).message })
+        log.error({ err: error }, `cannot save the rollout state to ${store.name}; the change is applied and the save is retried on every analysis tick`)
+        throw error
+      },
+    )
   }
 
   #auditNote(action: string, reason: string, actor: Actor): Promise<void> {

@@ -4,7 +4,7 @@ import type { AnalysisConfig } from '../config/schema.js'
 import { countAbove } from '../stats/latency-histogram.js'
 import { differenceLowerBound, proportionBounds } from './confidence.js'
 import type { SlotCount } from '../stats/window.js'
-import type { Decision } from './phase.js'
+import type { Decision, Finding as PlainFinding } from '../analysis/finding.js'
 
 export interface GateFigures {
   readonly requests: number
@@ -30,10 +30,18 @@ export interface StableFigures extends GateFigures {
 export type GateSettings = AnalysisConfig
 
 interface Finding {
+  readonly check: string
   readonly breached: boolean
   /** Breached and significant at the configured confidence. */
   readonly conclusive: boolean
   readonly text: string
+  readonly observed: number | null
+  readonly threshold: number | null
+  readonly n: number
+}
+
+function findingOf(f: Finding): PlainFinding {
+  return { check: f.check, verdict: f.conclusive ? 'fail' : f.breached ? 'insufficient' : 'pass', observed: f.observed, threshold: f.threshold, n: f.n, reason: f.text }
 }
 
 /**
@@ -47,7 +55,8 @@ interface Finding {
  */
 export function evaluateGate(canary: CanaryFigures, stable: StableFigures | null, s: GateSettings, now: number): Decision {
   if (canary.requests < s.minRequests) {
-    return { at: now, verdict: 'insufficient', reason: `holding: ${canary.requests} of ${s.minRequests} canary requests in the window; no verdict yet` }
+    const reason = `holding: ${canary.requests} of ${s.minRequests} canary requests in the window; no verdict yet`
+    return { at: now, verdict: 'insufficient', reason, findings: [{ check: 'minRequests', verdict: 'insufficient', observed: canary.requests, threshold: s.minRequests, n: canary.requests, reason }] }
   }
   const stableUsable = stable !== null && stable.requests >= s.minRequests ? stable : null
   const findings: Finding[] = []
@@ -57,6 +66,10 @@ export function evaluateGate(canary: CanaryFigures, stable: StableFigures | null
   if (s.maxErrorRate !== null) {
     const breached = rate > s.maxErrorRate
     findings.push({
+      check: 'maxErrorRate',
+      observed: rate,
+      threshold: s.maxErrorRate,
+      n,
       breached,
       conclusive: breached && proportionBounds(canary.errors, n, s.confidence).lower > s.maxErrorRate,
       text: `canary error rate ${pct(rate)} over ${count(n)} requests ${breached ? '>' : '<='} max ${pct(s.maxErrorRate)}`,
@@ -67,6 +80,10 @@ export function evaluateGate(canary: CanaryFigures, stable: StableFigures | null
     const increase = rate - stableRate
     const breached = increase > s.maxErrorRateIncrease
     findings.push({
+      check: 'maxErrorRateIncrease',
+      observed: increase,
+      threshold: s.maxErrorRateIncrease,
+      n,
       breached,
       conclusive: breached && differenceLowerBound(canary.errors, n, stableUsable.errors, stableUsable.requests, s.confidence) > s.maxErrorRateIncrease,
       text: `canary error rate ${pct(rate)} vs ${stableName(stableUsable)} ${pct(stableRate)} (${count(n)} vs ${count(stableUsable.requests)} requests): increase ${points(increase)} ${breached ? '>' : '<='} max ${points(s.maxErrorRateIncrease)}`,
@@ -76,7 +93,7 @@ export function evaluateGate(canary: CanaryFigures, stable: StableFigures | null
   if (canary.p99Us !== null && latencyCount > 0) {
     if (s.maxP99Ms !== null) {
       const boundUs = s.maxP99Ms * 1000
-      findings.push(latencyFinding(canary, boundUs, s.confidence, `canary p99 ${ms(canary.p99Us)} over ${count(latencyCount)} responses`, `max ${ms(boundUs)}`))
+      findings.push(latencyFinding('maxP99', canary, boundUs, s.confidence, `canary p99 ${ms(canary.p99Us)} over ${count(latencyCount)} responses`, `max ${ms(boundUs)}`))
     }
     if (s.maxP99Ratio !== null && stableUsable !== null && stableUsable.p99Us !== null && stableUsable.p99Us > 0) {
       const sp99 = stableUsable.p99Us
@@ -84,6 +101,7 @@ export function evaluateGate(canary: CanaryFigures, stable: StableFigures | null
       const ratio = canary.p99Us / sp99
       findings.push(
         latencyFinding(
+          'maxP99Ratio',
           canary,
           boundUs,
           s.confidence,
@@ -94,12 +112,13 @@ export function evaluateGate(canary: CanaryFigures, stable: StableFigures | null
     }
   }
 
+  const plain = findings.map(findingOf)
   const failed = findings.filter((f) => f.conclusive)
-  if (failed.length > 0) return { at: now, verdict: 'fail', reason: failed.map((f) => f.text).join('; ') }
+  if (failed.length > 0) return { at: now, verdict: 'fail', reason: failed.map((f) => f.text).join('; '), findings: plain }
   const suspect = findings.filter((f) => f.breached)
   if (suspect.length > 0) {
     const confidence = `${Math.round(s.confidence * 1000) / 10}%`
-    return { at: now, verdict: 'insufficient', reason: `holding: ${suspect.map((f) => f.text).join('; ')}, not yet conclusive at ${confidence} confidence; collecting more requests` }
+    return { at: now, verdict: 'insufficient', reason: `holding: ${suspect.map((f) => f.text).join('; ')}, not yet conclusive at ${confidence} confidence; collecting more requests`, findings: plain }
   }
   const latency = (f: GateFigures): string => (f.p99Us === null ? '' : `, p99 ${ms(f.p99Us)}`)
   const comparing = s.maxErrorRateIncrease !== null || s.maxP99Ratio !== null
@@ -109,8 +128,13 @@ export function evaluateGate(canary: CanaryFigures, stable: StableFigures | null
       : comparing
         ? `; no stable reference (fewer than ${s.minRequests} stable requests and no baseline), so the comparisons with stable are not applied`
         : ''
-  if (findings.length === 0) return { at: now, verdict: 'pass', reason: `${count(n)} canary requests${comparing ? reference : '; no checks configured'}` }
-  return { at: now, verdict: 'pass', reason: `canary error rate ${pct(rate)}${latency(canary)} over ${count(n)} requests${reference}: within ${findings.length === 1 ? 'the 1 check' : `all ${findings.length} checks`} applied` }
+  if (findings.length === 0) return { at: now, verdict: 'pass', reason: `${count(n)} canary requests${comparing ? reference : '; no checks configured'}`, findings: plain }
+  return {
+    at: now,
+    verdict: 'pass',
+    reason: `canary error rate ${pct(rate)}${latency(canary)} over ${count(n)} requests${reference}: within ${findings.length === 1 ? 'the 1 check' : `all ${findings.length} checks`} applied`,
+    findings: plain,
+  }
 }
 
 /**
@@ -123,16 +147,17 @@ export function evaluateGate(canary: CanaryFigures, stable: StableFigures | null
  * in one. Error checks have no such rule: a failing canary must go in well
  * under a second.
  */
-function latencyFinding(canary: CanaryFigures, boundUs: number, confidence: number, observed: string, limit: string): Finding {
+function latencyFinding(check: string, canary: CanaryFigures, boundUs: number, confidence: number, observed: string, limit: string): Finding {
   const p99 = canary.p99Us ?? 0
-  if (p99 <= boundUs) return { breached: false, conclusive: false, text: `${observed} <= ${limit}` }
-  const text = `${observed} > ${limit}`
   const total = canary.latency.totalCount
+  const figures = { check, observed: p99 / 1e6, threshold: boundUs / 1e6, n: total }
+  if (p99 <= boundUs) return { ...figures, breached: false, conclusive: false, text: `${observed} <= ${limit}` }
+  const text = `${observed} > ${limit}`
   const slower = countAbove(canary.latency, boundUs)
-  if (!(proportionBounds(slower, total, confidence).lower > 0.01)) return { breached: true, conclusive: false, text }
+  if (!(proportionBounds(slower, total, confidence).lower > 0.01)) return { ...figures, breached: true, conclusive: false, text }
   const worst = canary.slowestSlot(boundUs)
-  if (proportionBounds(slower - worst.above, total - worst.count, confidence).lower > 0.01) return { breached: true, conclusive: true, text }
-  return { breached: true, conclusive: false, text: `${text} (the slow responses are mostly within one ${duration(canary.slotMs)} slot: a pause or a spike, not yet a trend)` }
+  if (proportionBounds(slower - worst.above, total - worst.count, confidence).lower > 0.01) return { ...figures, breached: true, conclusive: true, text }
+  return { ...figures, breached: true, conclusive: false, text: `${text} (the slow responses are mostly within one ${duration(canary.slotMs)} slot: a pause or a spike, not yet a trend)` }
 }
 
 function stableName(stable: StableFigures): string {

@@ -1,17 +1,11 @@
 /** Rollout phases, the state each one carries, the events that move it, and the effects a transition asks for. */
 
-export type Phase = 'idle' | 'progressing' | 'paused' | 'baking' | 'succeeded' | 'rolled_back' | 'aborted'
+import type { Decision } from '../analysis/finding.js'
+import type { AuditRecord } from '../events/feed.js'
 
-/** A rollout is under way while progressing, paused or baking (SPEC "Rollout phases"). */
-export function isUnderWay(phase: Phase): boolean {
-  return phase === 'progressing' || phase === 'paused' || phase === 'baking'
-}
+export { isUnderWay, type Phase } from '../core/phases.js'
 
-export interface Decision {
-  readonly at: number
-  readonly verdict: 'pass' | 'fail' | 'insufficient'
-  readonly reason: string
-}
+export type { Decision } from '../analysis/finding.js'
 
 /** Fields every phase has. */
 interface Common {
@@ -90,14 +84,7 @@ export type RolloutEvent =
 
 export type OperatorAction = Exclude<RolloutEvent, { type: 'analysis' }>['type']
 
-export interface AuditRecord {
-  readonly at: number
-  readonly actor: Actor
-  readonly action: string
-  readonly from: { readonly phase: Phase; readonly weight: number }
-  readonly to: { readonly phase: Phase; readonly weight: number }
-  readonly reason: string | null
-}
+export type { AuditRecord } from '../events/feed.js'
 
 export type Effect =
   /** Weights or upstreams changed: compile and publish a new routing snapshot. */

@@ -1,7 +1,7 @@
 /** The audit trail: one JSON line per transition and admin action, appended to a file, with the recent ones kept for GET /api/v1/events. */
 import { mkdir, open, type FileHandle } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import type { AuditRecord } from '../rollout/phase.js'
+import type { AuditRecord } from '../events/feed.js'
 
 /** As written to the file and served by the events API: `at` is an ISO 8601 time. */
 export interface AuditEvent {

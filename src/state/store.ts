@@ -1,76 +1,85 @@
-/** StateStore: where the rollout state lives between runs; load() reports a corrupt store instead of guessing. */
-import { Type, type TSchema } from '@sinclair/typebox'
-import { Ajv } from 'ajv'
-import { upstreamUrlProblem } from '../config/load.js'
+/**
+ * StateStore: where the rollout state lives between runs and between
+ * replicas. Versioned compare-and-set writes, a change feed, and (apart) a
+ * Lease with a fencing token. One contract, several stores (file, memory,
+ * Redis), one conformance suite (test/conformance/state-store.ts).
+ */
 import type { RolloutState } from '../rollout/phase.js'
 
 export type LoadResult =
-  | { readonly kind: 'empty' }
-  | { readonly kind: 'loaded'; readonly state: RolloutState }
-  /** Unreadable or unparsable: the bad copy was kept as `keptAs` (null when even that failed). */
-  | { readonly kind: 'corrupt'; readonly problem: string; readonly keptAs: string | null }
+  /** Nothing stored yet: save with expected version 0. */
+  | { readonly kind: 'empty'; readonly version: 0 }
+  | { readonly kind: 'loaded'; readonly state: RolloutState; readonly version: number }
+  /**
+   * Unreadable or unparsable: the bad copy was kept as `keptAs` (null when even
+   * that failed) and the store is empty again (`version` is what the next save
+   * must expect).
+   */
+  | { readonly kind: 'corrupt'; readonly problem: string; readonly keptAs: string | null; readonly version: number }
+
+export type SaveResult =
+  | { readonly ok: true; readonly version: number }
+  /**
+   * conflict: the stored version is no longer `expected` (someone else wrote);
+   * fenced: a holder of a newer lease has written (this writer is a stale
+   * leader). Nothing was written; `version` is the stored version now.
+   */
+  | { readonly ok: false; readonly reason: 'conflict' | 'fenced'; readonly version: number }
+
+export interface StoredChange {
+  readonly state: RolloutState
+  readonly version: number
+}
 
 export interface StateStore {
-  /** Human name of the store for logs, e.g. the file path. */
+  /** For logs: the file path, the Redis key. */
   readonly name: string
   load(): Promise<LoadResult>
-  /** Resolves once the state is durable; saves are applied in call order. */
-  save(state: RolloutState): Promise<void>
+  /**
+   * Writes `state` as version expected + 1 if the stored version is still
+   * `expected`; with a `fence` (a lease token), refused when a newer token has
+   * written. Resolves once durable. Rejects on an I/O failure: then nothing is
+   * known of the write, and the caller saves again with the same `expected`.
+   */
+  save(state: RolloutState, expected: number, fence?: number | null): Promise<SaveResult>
+  /**
+   * Calls `listener` with each change saved through another instance of the
+   * store (another replica), newest last; returns the unsubscribe function.
+   * Stores that cannot see other writers (the file store) never call it.
+   */
+  watch(listener: (change: StoredChange) => void): () => void
   close(): Promise<void>
 }
 
-const nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()])
-const common = {
-  stableUrl: Type.String(),
-  canaryUrl: nullable(Type.String()),
-  generation: Type.Integer({ minimum: 0 }),
-  updatedAt: Type.Number(),
-  configStable: Type.String(),
-  configCanary: nullable(Type.String()),
-  lastDecision: nullable(Type.Object({ at: Type.Number(), verdict: Type.Union([Type.Literal('pass'), Type.Literal('fail'), Type.Literal('insufficient')]), reason: Type.String() })),
-  baseline: Type.Optional(nullable(Type.Object({ requests: Type.Integer({ minimum: 0 }), errors: Type.Integer({ minimum: 0 }), p99Us: nullable(Type.Number({ minimum: 0 })) }))),
-}
-const weight = Type.Number({ minimum: 0, maximum: 100 })
-const stepIndex = Type.Integer({ minimum: -1 })
-
-/** Every phase with the fields it must carry, so a state that parses but is incomplete is refused like a corrupt one. */
-const PHASE_SCHEMAS = {
-  idle: Type.Object({ ...common, phase: Type.Literal('idle'), weight: Type.Literal(0) }),
-  progressing: Type.Object({ ...common, phase: Type.Literal('progressing'), weight, stepIndex, stepStartedAt: Type.Number() }),
-  paused: Type.Object({ ...common, phase: Type.Literal('paused'), weight, stepIndex: nullable(stepIndex) }),
-  baking: Type.Object({ ...common, phase: Type.Literal('baking'), weight: Type.Literal(100), stepIndex: nullable(stepIndex), bakeStartedAt: Type.Number() }),
-  ended: Type.Object({ ...common, phase: Type.String(), weight: Type.Literal(0), reason: Type.String() }),
-}
-const ajv = new Ajv({ allErrors: false, strict: false })
-const validators = {
-  idle: ajv.compile(PHASE_SCHEMAS.idle),
-  progressing: ajv.compile(PHASE_SCHEMAS.progressing),
-  paused: ajv.compile(PHASE_SCHEMAS.paused),
-  baking: ajv.compile(PHASE_SCHEMAS.baking),
-  succeeded: ajv.compile(PHASE_SCHEMAS.ended),
-  rolled_back: ajv.compile(PHASE_SCHEMAS.ended),
-  aborted: ajv.compile(PHASE_SCHEMAS.ended),
+export interface LeaseGrant {
+  /** Fencing token: larger for every new holder; the holder's writes carry it. */
+  readonly token: number
+  readonly holder: string
+  /** Epoch ms by which the holder must renew. */
+  readonly expiresAt: number
 }
 
-/**
- * Checks a parsed document is a state this version can resume from; returns
- * the problem in words, or null. Our own format, versioned by `version`.
- */
-export function stateProblem(doc: unknown): string | null {
-  const d = doc as { version?: unknown; state?: { phase?: unknown } } | null
-  if (d === null || typeof d !== 'object') return 'not a JSON object'
-  if (d.version !== 1) return `unknown format version ${JSON.stringify(d.version)}`
-  const phase = d.state?.phase
-  const validate = typeof phase === 'string' && Object.hasOwn(validators, phase) ? validators[phase as keyof typeof validators] : undefined
-  if (validate === undefined) return `unknown phase ${JSON.stringify(phase)}`
-  if (!validate(d.state)) {
-    const e = validate.errors?.[0]
-    return `a ${String(phase)} state: ${e === undefined || e.instancePath === '' ? '' : `${e.instancePath.slice(1).replace(/\//g, '.')} `}${e?.message ?? 'is not valid'}`
+/** Leadership among replicas: at most one unexpired holder at a time. */
+export interface Lease {
+  readonly ttlMs: number
+  /** Becomes the holder when nobody holds an unexpired lease; null when another does. */
+  acquire(holder: string): Promise<LeaseGrant | null>
+  /** Extends the grant; null when it was lost (expired and taken, or released). */
+  renew(grant: LeaseGrant): Promise<LeaseGrant | null>
+  release(grant: LeaseGrant): Promise<void>
+}
+
+/** The lease of a single process: always its own, token 1 (the file store needs no leader election). */
+export class LocalLease implements Lease {
+  readonly ttlMs = Number.POSITIVE_INFINITY
+
+  async acquire(holder: string): Promise<LeaseGrant> {
+    return { token: 1, holder, expiresAt: Number.POSITIVE_INFINITY }
   }
-  const state = d.state as RolloutState
-  for (const [name, url] of [['stableUrl', state.stableUrl], ['canaryUrl', state.canaryUrl]] as const) {
-    if (url !== null && upstreamUrlProblem(url) !== null) return `state.${name} ${JSON.stringify(url)} is not an upstream URL`
+
+  async renew(grant: LeaseGrant): Promise<LeaseGrant> {
+    return grant
   }
-  if ((state.phase === 'progressing' || state.phase === 'baking') && state.canaryUrl === null) return `a ${state.phase} rollout has no canary URL`
-  return null
+
+  async release(): Promise<void> {}
 }

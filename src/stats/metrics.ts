@@ -1,15 +1,14 @@
 /** The Prometheus registry: the SPEC's metric names, read from our own structures at scrape time, plus Node's process metrics. */
 import { collectDefaultMetrics, Registry, type MetricValue, type MetricValueWithName } from 'prom-client'
+import { PHASES, type Phase } from '../core/phases.js'
 import type { SideName } from '../routing/snapshot.js'
 import { DURATION_BUCKETS_SECONDS, STATUS_CLASSES, type SideStats } from './side-stats.js'
-
-export const PHASES = ['idle', 'progressing', 'paused', 'baking', 'succeeded', 'rolled_back', 'aborted'] as const
 
 /** What the control plane exposes to the scrape. */
 export interface MetricsSource {
   readonly sides: readonly SideStats[]
   weight(): number
-  phase(): (typeof PHASES)[number]
+  phase(): Phase
   rollbacks(): number
   internalErrors(): number
   persistFailures(): number

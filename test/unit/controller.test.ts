@@ -4,37 +4,24 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { configFromObject } from '../../src/config/load.js'
 import type { Config } from '../../src/config/schema.js'
+import { EventFeed } from '../../src/events/feed.js'
 import { createLogger } from '../../src/log.js'
 import { UpstreamPools } from '../../src/proxy/upstreams.js'
 import { RolloutController } from '../../src/rollout/controller.js'
 import type { Phase, RolloutState } from '../../src/rollout/phase.js'
 import { SideStats } from '../../src/stats/side-stats.js'
 import { AuditLog } from '../../src/state/audit-log.js'
-import type { LoadResult, StateStore } from '../../src/state/store.js'
+import { MemoryStateStore } from '../../src/state/memory-store.js'
 import { FakeClock } from '../helpers/fake-clock.js'
 
-/** A StateStore in memory; `failNext` makes the next save reject like a full disk. */
-class MemoryStore implements StateStore {
-  readonly name = 'memory'
-  saved: RolloutState | null = null
-  saves = 0
-  failNext = false
-
-  async load(): Promise<LoadResult> {
-    return this.saved === null ? { kind: 'empty' } : { kind: 'loaded', state: structuredClone(this.saved) }
+/** The memory store, with what the tests read: the state saved last. */
+class MemoryStore extends MemoryStateStore {
+  get saved(): RolloutState | null {
+    return this.backing.state
   }
-
-  async save(state: RolloutState): Promise<void> {
-    if (this.failNext) {
-      this.failNext = false
-      throw new Error('ENOSPC: no space left on device')
-    }
-    this.saves++
-    this.saved = structuredClone(state)
-  }
-
-  async close(): Promise<void> {}
 }
+
+const DISK_FULL = new Error('ENOSPC: no space left on device')
 
 async function setup(t: Test, over: Record<string, unknown> = {}, store = new MemoryStore(), clock = new FakeClock()) {
   const dir = await mkdtemp(join(tmpdir(), 'canary-proxy-controller-'))
@@ -52,7 +39,7 @@ async function setup(t: Test, over: Record<string, unknown> = {}, store = new Me
   const audit = new AuditLog(config.audit.file)
   await audit.open()
   const pools = new UpstreamPools({ connectTimeoutMs: 1000 })
-  const controller = await RolloutController.create({ config, clock, store, audit, pools, stats, log: createLogger('silent') })
+  const controller = await RolloutController.create({ config, clock, store, audit, pools, stats, log: createLogger('silent'), events: new EventFeed() })
   t.teardown(async () => {
     controller.stopTimers()
     await audit.close()
@@ -136,7 +123,7 @@ t.test('evaluations triggered by errors are coalesced', async (t) => {
 t.test('a failed save surfaces to the operator but the change stays applied', async (t) => {
   const store = new MemoryStore()
   const { controller } = await setup(t, {}, store)
-  store.failNext = true
+  store.failNext = DISK_FULL
   await t.rejects(controller.act({ type: 'setWeight', weight: 40 }, 'ops'), /ENOSPC/)
   t.equal(controller.state.weight, 40)
   t.equal(controller.persistFailures, 1)
@@ -174,7 +161,7 @@ t.test('a failed save is retried on the next tick until it lands', async (t) => 
   const { controller, clock } = await setup(t, {}, store)
   controller.startTimers()
   await controller.act({ type: 'start', canary: null }, 'ops')
-  store.failNext = true
+  store.failNext = DISK_FULL
   await t.rejects(controller.act({ type: 'abort', reason: 'bad build' }, 'ops'))
   t.equal(store.saved?.phase, 'progressing', 'the disk still has the old state')
   clock.advance(1000)
@@ -185,7 +172,7 @@ t.test('a failed save is retried on the next tick until it lands', async (t) => 
 t.test('flush saves once more after a failed save', async (t) => {
   const store = new MemoryStore()
   const { controller } = await setup(t, {}, store)
-  store.failNext = true
+  store.failNext = DISK_FULL
   await t.rejects(controller.act({ type: 'setWeight', weight: 7 }, 'ops'))
   await controller.flush()
   t.equal(store.saved?.weight, 7)

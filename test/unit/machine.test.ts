@@ -7,9 +7,9 @@ const STABLE = 'http://stable.test:9001'
 const CANARY = 'http://canary.test:9002'
 const T0 = 1_000_000
 
-const pass = (at: number): Decision => ({ at, verdict: 'pass', reason: 'fine' })
-const fail = (at: number): Decision => ({ at, verdict: 'fail', reason: 'canary error rate 12.0% over 240 requests > max 1.0%' })
-const hold = (at: number): Decision => ({ at, verdict: 'insufficient', reason: 'holding: 3 of 50' })
+const pass = (at: number): Decision => ({ at, verdict: 'pass', reason: 'fine', findings: [] })
+const fail = (at: number): Decision => ({ at, verdict: 'fail', reason: 'canary error rate 12.0% over 240 requests > max 1.0%', findings: [] })
+const hold = (at: number): Decision => ({ at, verdict: 'insufficient', reason: 'holding: 3 of 50', findings: [] })
 
 function step(state: RolloutState, event: RolloutEvent, now: number, actor = 'tester'): RolloutState {
   const r = transition(state, event, now, settings, actor)

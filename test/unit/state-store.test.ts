@@ -17,15 +17,15 @@ t.test('save then load gives the same state; the write is atomic (no temp file l
   const d = await dir()
   const store = new FileStateStore(join(d, 'nested', 'state.json'))
   const state: RolloutState = { ...initialState(STABLE, CANARY, 1), phase: 'progressing', weight: 25, stepIndex: 1, stepStartedAt: 5 }
-  await store.save(state)
+  t.same(await store.save(state, 0), { ok: true, version: 1 })
   const loaded = await store.load()
-  t.same(loaded, { kind: 'loaded', state })
+  t.same(loaded, { kind: 'loaded', state, version: 1 })
   t.same(await readdir(join(d, 'nested')), ['state.json'])
 })
 
 t.test('saves land in order and the last one wins', async (t) => {
   const store = new FileStateStore(join(await dir(), 'state.json'))
-  const saves = [10, 20, 30, 40].map((w) => store.save({ ...initialState(STABLE, CANARY, w), phase: 'paused', weight: w, stepIndex: null }))
+  const saves = [10, 20, 30, 40].map((w, i) => store.save({ ...initialState(STABLE, CANARY, w), phase: 'paused', weight: w, stepIndex: null }, i))
   await Promise.all(saves)
   const loaded = await store.load()
   t.equal(loaded.kind === 'loaded' ? loaded.state.weight : -1, 40)
@@ -56,5 +56,5 @@ t.test('a file that parses but is not a usable state is kept aside like an unpar
 })
 
 t.test('no file is an empty store', async (t) => {
-  t.same(await new FileStateStore(join(await dir(), 'state.json')).load(), { kind: 'empty' })
+  t.same(await new FileStateStore(join(await dir(), 'state.json')).load(), { kind: 'empty', version: 0 })
 })

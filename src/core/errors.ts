@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   CPX_ERR_ADMIN_UNAUTHORIZED: { status: 401, message: 'missing bearer token: send Authorization: Bearer <token>' },
   CPX_ERR_ADMIN_FORBIDDEN: { status: 403, message: 'the bearer token is not valid' },
   CPX_ERR_ADMIN_NOT_FOUND: { status: 404, message: 'no such admin endpoint: {method} {url}' },
+  CPX_ERR_ADMIN_METHOD_NOT_ALLOWED: { status: 405, message: '{method} is not allowed here; use {use}' },
   CPX_ERR_ADMIN_CONFLICT: { status: 409, message: '{detail}' },
   CPX_ERR_ADMIN_UNAVAILABLE: { status: 503, message: '{detail}' },
   CPX_ERR_ADMIN_CROSS_SITE: { status: 403, message: 'refused a cross-site request to the admin API: {detail}' },
@@ -32,6 +33,10 @@ export const ERROR_CODES = {
 export const RETIRED_CODES: readonly string[] = []
 
 export type ErrorCode = keyof typeof ERROR_CODES
+
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ERROR_CODES, code)
+}
 
 export function statusOf(code: ErrorCode): number {
   return ERROR_CODES[code].status

@@ -118,7 +118,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#settled) return
     this.#settled = true
     this.#res.end()
-    this.#target.stats.recordResponse(this.#status, this.#latencyUs, this.#target.epoch)
+    this.#target.stats.recordResponse(this.#status, this.#latencyUs)
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | null, error: Error): void {
@@ -129,7 +129,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return
     }
     const failure = classifyFailure(error, this.#target.side, this.#responseTimeoutMs)
-    if (failure.upstreamFault) this.#target.stats.recordFailure(this.#target.epoch)
+    if (failure.upstreamFault) this.#target.stats.recordFailure()
     else this.#faults.internalErrors++
     sendLocalReply(this.#res, failure.code, failure.message)
   }

@@ -140,7 +140,7 @@ class UpgradeExchange implements Dispatcher.DispatchHandler {
       return
     }
     this.#settled = true
-    this.#target.stats.recordResponse(statusCode, monotonicMicros() - this.#startUs, this.#target.epoch)
+    this.#target.stats.recordResponse(statusCode, monotonicMicros() - this.#startUs)
     const client = this.#client
     client.write(statusHead(statusCode, 'Switching Protocols', headers, false))
     if (this.#head.length > 0) upstream.write(this.#head)
@@ -167,7 +167,7 @@ class UpgradeExchange implements Dispatcher.DispatchHandler {
   onResponseEnd(): void {
     if (this.#settled) return
     this.#settled = true
-    this.#target.stats.recordResponse(this.#status, this.#latencyUs, this.#target.epoch)
+    this.#target.stats.recordResponse(this.#status, this.#latencyUs)
     this.#client.end()
   }
 
@@ -175,7 +175,7 @@ class UpgradeExchange implements Dispatcher.DispatchHandler {
     if (this.#settled) return
     this.#settled = true
     const failure = classifyFailure(error, this.#target.side, this.#responseTimeoutMs)
-    if (failure.upstreamFault) this.#target.stats.recordFailure(this.#target.epoch)
+    if (failure.upstreamFault) this.#target.stats.recordFailure()
     if (this.#status !== 0) {
       this.#client.destroy()
       return

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import t from 'tap'
 import { formatDuration, parseDuration } from '../../src/core/duration.js'
 import { CanaryProxyError, ERROR_CODES, messageOf, RETIRED_CODES } from '../../src/core/errors.js'
-import { betaQuantile, differenceLowerBound, logGamma, proportionBounds, regularizedBeta } from '../../src/rollout/confidence.js'
+import { betaQuantile, differenceLowerBound, logGamma, proportionBounds, regularizedBeta } from '../../src/analysis/confidence.js'
 
 t.test('durations', async (t) => {
   t.equal(parseDuration('250ms'), 250)

@@ -98,7 +98,7 @@ t.test('start from succeeded needs a canary URL, and a new rollout gets a new ge
   t.equal(r.state.phase, 'progressing')
   t.equal(r.state.canaryUrl, 'http://next.test:9003')
   t.equal(r.state.generation, done.generation + 1)
-  t.ok(r.effects.some((e) => e.type === 'resetCanaryFigures'), 'a new rollout starts with empty canary figures')
+  t.ok(r.effects.some((e) => e.type === 'resetWindows'), 'a new rollout starts with empty canary figures')
 })
 
 t.test('a full healthy rollout: steps advance only after their duration with a passing verdict, then the bake, then success', async (t) => {

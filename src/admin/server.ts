@@ -3,12 +3,13 @@ import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import type { EventView, StatusView } from '../api/wire.js'
+import { expectedKeyword } from '../core/schema-errors.js'
 import { CanaryProxyError, isErrorCode, messageOf, statusOf, type ErrorCode } from '../core/errors.js'
-import { isLoopbackHost, upstreamUrlProblem } from '../core/domain.js'
+import { isLoopbackHost, upstreamUrlProblem, weightProblem } from '../core/domain.js'
 import type { OperatorEvent } from '../rollout/phase.js'
 import { TokenAuth } from './auth.js'
 import { dashboardHtml } from './dashboard.js'
-import { adminKeywords, bodySchemas, describeValidation } from './schemas.js'
+import { bodySchemas, describeValidation } from './schemas.js'
 
 export type Readiness = 'starting' | 'ready' | 'draining'
 
@@ -40,8 +41,8 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
     // the admin API must refuse both with a 400 naming the field.
     ajv: {
       // allErrors: an unknown field is reported even when a required one is also missing.
-      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true, multipleOfPrecision: 8, verbose: true },
-      plugins: [adminKeywords],
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true, verbose: true },
+      plugins: [expectedKeyword],
     },
     return503OnClosing: false,
   })
@@ -157,7 +158,11 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
   }
   const actors = new WeakMap<FastifyRequest, string>()
 
-  mutation('PUT', '/api/v1/weight', bodySchemas.weight, (body) => ({ type: 'setWeight', weight: Number(body.weight) }))
+  mutation('PUT', '/api/v1/weight', bodySchemas.weight, (body) => {
+    const problem = weightProblem(body.weight)
+    if (problem !== null) throw new BadField('weight', problem)
+    return { type: 'setWeight', weight: Number(body.weight) }
+  })
   mutation('POST', '/api/v1/rollout/start', bodySchemas.start, (body) => {
     const canary = typeof body.canary === 'string' ? body.canary : null
     const problem = canary === null ? null : upstreamUrlProblem(canary)

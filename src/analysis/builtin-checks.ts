@@ -14,7 +14,7 @@ import type { AnalysisConfig } from '../config/schema.js'
 import type { Check, GateInput, WindowView } from './check.js'
 import { differenceLowerBound, proportionBounds } from './confidence.js'
 import type { Finding } from './finding.js'
-import { count, ms, pct, points, span } from './format.js'
+import { count, ms, pct, points, span } from '../core/format.js'
 
 /** Stable's figures the comparisons use: the live window, or the baseline kept from before 100%. */
 export interface StableReference {

@@ -7,7 +7,7 @@
 import { stableReference, stableName } from './builtin-checks.js'
 import type { Check, GateInput } from './check.js'
 import type { Decision, Finding } from './finding.js'
-import { count, ms, pct } from './format.js'
+import { count, ms, pct } from '../core/format.js'
 
 export interface GateSettings {
   readonly minRequests: number

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { App } from '../app.js'
 import { renderIssue } from '../config/issues.js'
 import { formatDuration } from '../core/duration.js'
+import { messageOf, type ErrorCode } from '../core/errors.js'
 import type { StatusView } from '../api/wire.js'
 import type { ClientOptions, Command } from './args.js'
 import { USAGE } from './args.js'
@@ -56,7 +57,7 @@ async function validate(file: string, json: boolean, io: Io): Promise<number> {
   const { loadConfigFile } = await import('../config/load.js')
   const result = await loadConfigFile(file)
   if (json) {
-    io.out(JSON.stringify({ file, valid: result.ok, problems: result.ok ? [] : result.error }, null, 2))
+    io.out(JSON.stringify({ file, valid: result.ok, code: result.ok ? null : ('CPX_ERR_CONFIG_INVALID' satisfies ErrorCode), problems: result.ok ? [] : result.error }, null, 2))
     return result.ok ? EXIT_OK : EXIT_FAILED
   }
   if (result.ok) {
@@ -74,7 +75,7 @@ async function serve(file: string, io: Io): Promise<number> {
   const result = await loadConfigFile(file)
   if (!result.ok) {
     for (const issue of result.error) io.err(renderIssue(issue))
-    io.err(`${file}: invalid configuration, not starting`)
+    io.err(`${file}: ${messageOf('CPX_ERR_CONFIG_INVALID')}, not starting (CPX_ERR_CONFIG_INVALID)`)
     return EXIT_FAILED
   }
   // Listen for the signals from the start: one that arrives while the app
@@ -102,7 +103,8 @@ async function serve(file: string, io: Io): Promise<number> {
     await app.listen()
   } catch (error) {
     const e = error as NodeJS.ErrnoException & { address?: string; port?: number }
-    io.err(e.code === 'EADDRINUSE' ? `cannot listen on ${e.address ?? ''}:${e.port ?? ''}: address already in use` : `cannot start: ${e.message}`)
+    const address = `${e.address ?? ''}:${e.port ?? ''}`
+    io.err(e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL' ? `${messageOf('CPX_ERR_LISTEN', { address, cause: e.code === 'EADDRINUSE' ? 'address already in use' : e.message })} (CPX_ERR_LISTEN)` : `cannot start: ${e.message}`)
     await app.close()
     return EXIT_FAILED
   }

@@ -14,6 +14,8 @@ export const ERROR_CODES = {
   CPX_ERR_BAD_REQUEST_TARGET: { status: 400, message: 'request target must be origin-form (/path) or absolute-form (http://host/path)' },
   CPX_ERR_BAD_HOST: { status: 400, message: 'the Host header must be present once, as host or host:port (RFC 9112 §3.2)' },
   CPX_ERR_INTERNAL: { status: 500, message: 'internal proxy error: {cause}' },
+  // Never sent (nobody is left to read it): the reason an exchange is aborted when its client went away; NGINX's 499.
+  CPX_ERR_CLIENT_ABORT: { status: 499, message: 'the client closed the connection before the response ended' },
   // Admin plane.
   CPX_ERR_ADMIN_BAD_INPUT: { status: 400, message: '{detail}' },
   CPX_ERR_ADMIN_UNAUTHORIZED: { status: 401, message: 'missing bearer token: send Authorization: Bearer <token>' },

@@ -2,6 +2,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
 import { monotonicMicros } from '../core/clock.js'
+import { messageOf } from '../core/errors.js'
 import type { RoutingSnapshot, UpstreamTarget } from '../routing/snapshot.js'
 import { prepareRequestHeaders, prepareResponseHeaders } from './headers.js'
 import { classifyFailure, sendLocalReply } from './local-reply.js'
@@ -16,7 +17,7 @@ export interface DataPlaneCounters {
   onIdle: (() => void) | null
 }
 
-const CLIENT_GONE = Object.assign(new Error('client closed the connection'), { code: 'CPX_CLIENT_ABORT' })
+const CLIENT_GONE = Object.assign(new Error(messageOf('CPX_ERR_CLIENT_ABORT')), { code: 'CPX_ERR_CLIENT_ABORT' })
 
 /**
  * Life of an exchange: constructed with the chosen side -> dispatched on that

@@ -3,7 +3,7 @@ import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type Serv
 import type { Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { monotonicMicros } from '../core/clock.js'
-import { statusOf, type ErrorCode } from '../core/errors.js'
+import { messageOf, statusOf, type ErrorCode } from '../core/errors.js'
 import { pickSide } from '../routing/pick-side.js'
 import type { UpstreamTarget } from '../routing/snapshot.js'
 import type { DataPlaneOptions } from './server.js'
@@ -97,7 +97,7 @@ export function proxyUpgrade(req: IncomingMessage, client: Duplex, head: Buffer,
   }
 }
 
-const CLIENT_GONE = Object.assign(new Error('client closed the connection'), { code: 'CPX_CLIENT_ABORT' })
+const CLIENT_GONE = Object.assign(new Error(messageOf('CPX_ERR_CLIENT_ABORT')), { code: 'CPX_ERR_CLIENT_ABORT' })
 
 class UpgradeExchange implements Dispatcher.DispatchHandler {
   readonly #client: Duplex

@@ -2,7 +2,7 @@
 import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
-import type { EventView, StatusView } from '../api/wire.js'
+import { EventsViewSchema, StatusViewSchema, type EventView, type StatusView } from '../api/wire.js'
 import { expectedKeyword } from '../core/schema-errors.js'
 import { CanaryProxyError, isErrorCode, messageOf, statusOf, type ErrorCode } from '../core/errors.js'
 import { isLoopbackHost, upstreamUrlProblem, weightProblem } from '../core/domain.js'
@@ -93,7 +93,7 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
     const text = await registry.metrics()
     return reply.type(registry.contentType).send(text)
   })
-  app.get('/api/v1/status', async () => control.status())
+  app.get('/api/v1/status', { schema: { response: { 200: StatusViewSchema } } }, async () => control.status())
   // Every admin answer: never sniffed as another type, never framed (clickjacking of the dashboard's buttons).
   app.addHook('onSend', async (_request, reply) => {
     reply.header('x-content-type-options', 'nosniff')
@@ -101,7 +101,7 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
     reply.header('content-security-policy', "frame-ancestors 'none'")
     reply.header('referrer-policy', 'no-referrer')
   })
-  app.get('/api/v1/events', async (request) => {
+  app.get('/api/v1/events', { schema: { response: { 200: EventsViewSchema } } }, async (request) => {
     const events = control.events()
     const raw = (request.query as Record<string, unknown>).limit
     if (raw === undefined) return { events }
@@ -116,7 +116,7 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
     app.route({
       method,
       url,
-      schema: { body: schema },
+      schema: { body: schema, response: { 200: StatusViewSchema } },
       // No body at all (`curl -X POST .../pause`, the CLI's pause/resume/promote)
       // means no fields: validate it as {}, so `weight` is named as required
       // and the bodiless calls work. A JSON `null` body stays null and is refused.

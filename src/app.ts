@@ -91,7 +91,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     phase: () => controller.state.phase,
     rollbacks: () => controller.rollbacks,
     internalErrors: () => faults.internalErrors,
-    persistFailures: () => controller.persistFailures,
+    persistFailures: () => controller.persister.failures,
     windowFigures: (side) => {
       const f = plane.figures()[side]
       return { errorRate: f.errorRate, requests: f.requests, p50Seconds: f.p50Ms === null ? null : f.p50Ms / 1000, p99Seconds: f.p99Ms === null ? null : f.p99Ms / 1000 }

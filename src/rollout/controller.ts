@@ -4,56 +4,28 @@
  * reloads, and carries out what the machine returns: publish a routing table,
  * reset the windows, persist, emit events. It holds no rollout policy.
  */
-import type { Logger } from 'pino'
-import type { Analysis } from '../analysis/analysis.js'
-import type { Clock, Timer } from '../core/clock.js'
-import type { EventFeed } from '../events/feed.js'
-import { routingTable, type RoutingTable, type TableRouting } from '../routing/table.js'
-import type { StateStore } from '../state/store.js'
+import type { Timer } from '../core/clock.js'
+import { routingTable, type RoutingTable } from '../routing/table.js'
 import { restore, transition, type TransitionResult } from './machine.js'
-import { isUnderWay, type Actor, type OperatorEvent, type RolloutEvent, type RolloutSettings, type RolloutState, type UpstreamsConfig } from './phase.js'
+import { isUnderWay, type Actor, type OperatorEvent, type RolloutEvent, type RolloutSettings, type RolloutState } from './phase.js'
+import { EarlyEvaluation } from './early-evaluation.js'
 import { Persister } from './persister.js'
+import type { ActResult, ControllerDeps, RolloutConfig } from './ports.js'
 
-/** How the control plane reaches the data planes (this process's, or workers' over IPC). */
-export interface DataPlaneLink {
-  /** Every data plane routes by this table from now on. */
-  publish(table: RoutingTable): void
-  /** Feeds the analysis with what the data planes recorded for the table's backends since the last call. */
-  collect(analysis: Analysis, table: RoutingTable): void
-  /** `listener` is called (as a message, coalesced) after a canary error. */
-  onCanaryError(listener: () => void): void
-}
+export type { ActResult, ControllerDeps, DataPlaneLink, RolloutConfig } from './ports.js'
 
-export interface RolloutConfig {
-  readonly settings: RolloutSettings
-  readonly upstreams: UpstreamsConfig
-  readonly routing: TableRouting
-  readonly intervalMs: number
-}
-
-export interface ControllerDeps {
-  readonly clock: Clock
-  readonly store: StateStore
-  readonly analysis: Analysis
-  readonly link: DataPlaneLink
-  readonly events: EventFeed
-  readonly log: Logger
-}
-
-export type ActResult = { readonly ok: true; readonly state: RolloutState } | { readonly ok: false; readonly conflict: string }
-
-/** Evaluations triggered by canary errors are at most this far apart (each drains and merges both windows). */
+/** Evaluations triggered by canary errors are at most this far apart. */
 const MIN_EVALUATION_GAP_MS = 20
 
 export class RolloutController {
   readonly #deps: ControllerDeps
-  readonly #persister: Persister
+  /** The state's writer: its failure count and health are the persistence metrics. */
+  readonly persister: Persister
   #config: RolloutConfig
   #state: RolloutState
   #table: RoutingTable
+  readonly #early: EarlyEvaluation
   #timers: Timer[] = []
-  #early: Timer | null = null
-  #lastEvaluationAt = Number.NEGATIVE_INFINITY
   rollbacks = 0
 
   private constructor(deps: ControllerDeps, config: RolloutConfig, state: RolloutState, version: number) {
@@ -61,8 +33,11 @@ export class RolloutController {
     this.#config = config
     this.#state = state
     this.#table = routingTable(state, config.routing, 1)
-    this.#persister = new Persister(deps.store, version, deps)
-    deps.link.onCanaryError(() => this.#onCanaryError())
+    this.persister = new Persister(deps.store, version, deps)
+    this.#early = new EarlyEvaluation(deps.clock, MIN_EVALUATION_GAP_MS, () => this.evaluate())
+    deps.link.onCanaryError(() => {
+      if (isUnderWay(this.#state.phase)) this.#early.request()
+    })
   }
 
   /** Loads the stored state and lets the machine restore and reconcile it with the config. */
@@ -84,18 +59,6 @@ export class RolloutController {
     return this.#config.settings
   }
 
-  get table(): RoutingTable {
-    return this.#table
-  }
-
-  get persistFailures(): number {
-    return this.#persister.failures
-  }
-
-  get storeHealthy(): boolean {
-    return this.#persister.healthy
-  }
-
   /** Starts the analysis tick and the window rotation on the injected clock. */
   startTimers(): void {
     const { clock, analysis } = this.#deps
@@ -106,8 +69,7 @@ export class RolloutController {
   stopTimers(): void {
     for (const timer of this.#timers) timer.cancel()
     this.#timers = []
-    this.#early?.cancel()
-    this.#early = null
+    this.#early.cancel()
   }
 
   /** An operator action; resolves once the new state is durable. A persistence failure rejects (the change stays applied in memory). */
@@ -122,7 +84,7 @@ export class RolloutController {
   evaluate(): void {
     const { clock, analysis, events } = this.#deps
     const now = clock.now()
-    this.#lastEvaluationAt = now
+    this.#early.ran(now)
     this.#collect()
     const s = this.#state
     if (!isUnderWay(s.phase)) return
@@ -133,17 +95,13 @@ export class RolloutController {
 
   /** A reloaded config (SIGHUP): new settings, routing and checks; the machine reconciles the upstreams. */
   async reload(config: RolloutConfig): Promise<void> {
-    const routingChanged = JSON.stringify(config.routing) !== JSON.stringify(this.#config.routing)
     this.#config = config
-    const result = transition(this.#state, { type: 'config', upstreams: config.upstreams }, this.#deps.clock.now(), config.settings)
-    if (!result.ok) return
-    const effects = routingChanged && !result.effects.some((e) => e.type === 'publish') ? [...result.effects, { type: 'publish' } as const] : result.effects
-    await this.#apply({ ...result, effects }, this.#state)
+    await this.#apply(transition(this.#state, { type: 'config', upstreams: config.upstreams }, this.#deps.clock.now(), config.settings), this.#state)
   }
 
   /** Waits for the last state write, retrying one that failed, and closes the store. */
   async flush(): Promise<void> {
-    await this.#persister.retry().catch(() => undefined)
+    await this.persister.retry().catch(() => undefined)
     await this.#deps.store.close()
   }
 
@@ -153,7 +111,7 @@ export class RolloutController {
   }
 
   #tick(): void {
-    if (this.#persister.dirty) void this.#persister.retry().catch(() => undefined)
+    if (this.persister.dirty) void this.persister.retry().catch(() => undefined)
     this.evaluate()
   }
 
@@ -161,16 +119,6 @@ export class RolloutController {
     const { analysis, link, clock } = this.#deps
     link.collect(analysis, this.#table)
     analysis.advance(clock.now())
-  }
-
-  #onCanaryError(): void {
-    if (this.#early !== null || !isUnderWay(this.#state.phase)) return
-    const { clock } = this.#deps
-    const wait = Math.max(0, this.#lastEvaluationAt + MIN_EVALUATION_GAP_MS - clock.now())
-    this.#early = clock.after(wait, () => {
-      this.#early = null
-      this.evaluate()
-    })
   }
 
   #feed(event: RolloutEvent, actor: Actor): void {
@@ -203,7 +151,7 @@ export class RolloutController {
           link.publish(this.#table)
           break
         case 'persist':
-          saved = this.#persister.save(this.#state)
+          saved = this.persister.save(this.#state)
           break
         case 'audit':
           events.emit({ type: 'transition', record: effect.record, generation: this.#state.generation, findings: this.#state.lastDecision?.findings ?? before.lastDecision?.findings ?? [] })

@@ -92,8 +92,11 @@ export function transition(state: RolloutState, event: RolloutEvent, now: number
     }
     case 'analysis':
       return judge(state, event.verdict, now, settings, observed)
-    case 'config':
-      return reconcile(state, event.upstreams, now, settings)
+    case 'config': {
+      // A reload may change the routing rules as well as the upstreams: the table is published anew either way.
+      const reconciled = reconcile(state, event.upstreams, now, settings)
+      return reconciled.effects.some((e) => e.type === 'publish') ? reconciled : { ...reconciled, effects: [...reconciled.effects, { type: 'publish' }] }
+    }
   }
 }
 

@@ -104,7 +104,7 @@ t.test('a failed save surfaces to the operator but the change stays applied', as
   store.failNext = DISK_FULL
   await t.rejects(controller.act({ type: 'setWeight', weight: 40 }, 'ops'), /ENOSPC/)
   t.equal(controller.state.weight, 40)
-  t.equal(controller.persistFailures, 1)
+  t.equal(controller.persister.failures, 1)
   t.equal(plane.backends.ref.current.weight, 40, 'routing follows the in-memory state')
   await controller.act({ type: 'setWeight', weight: 41 }, 'ops')
   t.equal(store.saved?.weight, 41, 'the next save goes through')

@@ -1,0 +1,284 @@
+/**
+ * The rollout state in Redis, shared by every replica: one hash per rollout,
+ * written only by a Lua script that compares the revision, checks the fence
+ * and announces the change on a channel in one atomic step, so the replicas
+ * see every change in the order it was made.
+ */
+import { randomUUID } from 'node:crypto'
+import { systemClock, type Clock } from '../core/clock.js'
+import type { RolloutState } from '../rollout/phase.js'
+import { decodeState, encodeState } from './codec.js'
+import { defineScript, type RedisConnection, type RedisScript } from './redis-connection.js'
+import type { LoadResult, SaveResult, StateStore, StoredChange } from './store.js'
+
+/**
+ * Keys, under the prefix P (`state.redisKeyPrefix`):
+ *
+ *     P:state              hash  revision (compare-and-set), fence (highest lease token that wrote),
+ *                                doc (the codec's document, as the state file holds it), keptAs (see below)
+ *     P:state:changes      channel  "change <origin> <revision>\n<doc>" per save; "reset <origin>" when the hash was set aside
+ *     P:state:corrupt:…    string   an unreadable document (or the whole unreadable key), kept for the operator
+ *     P:lease:token        the lease's fencing-token counter (redis-lease.ts): a save fenced below it is refused too
+ *
+ * The revision lives beside the document, not inside it, so a corrupt document
+ * keeps its revision: the next save must still expect it, and a replica that
+ * holds an older one still conflicts (no version ever comes round again).
+ */
+export function stateKeys(prefix: string) {
+  return {
+    state: `${prefix}:state`,
+    channel: `${prefix}:state:changes`,
+    corrupt: (stamp: string) => `${prefix}:state:corrupt:${stamp}`,
+    leaseToken: `${prefix}:lease:token`,
+  }
+}
+
+// KEYS: state, lease token. ARGV: expected revision, fence ('' for none), document, channel, origin.
+// Fenced before conflict: a stale leader is told it is stale even when its version is right.
+const SAVE = `
+local function num(v) if v then return tonumber(v) end return nil end
+local kind = redis.call('TYPE', KEYS[1])['ok']
+local revision, fence = 0, nil
+if kind == 'hash' then
+  local meta = redis.call('HMGET', KEYS[1], 'revision', 'fence')
+  revision = num(meta[1]) or 0
+  fence = num(meta[2])
+elseif kind ~= 'none' then
+  return {'conflict', 0}
+end
+local token = num(ARGV[2])
+if token then
+  local newest = num(redis.call('GET', KEYS[2]))
+  if (fence and token < fence) or (newest and token < newest) then return {'fenced', revision} end
+end
+if revision ~= tonumber(ARGV[1]) then return {'conflict', revision} end
+local saved = string.format('%d', revision + 1)
+redis.call('HSET', KEYS[1], 'revision', saved, 'doc', ARGV[3])
+if token then redis.call('HSET', KEYS[1], 'fence', string.format('%d', token)) end
+redis.call('HDEL', KEYS[1], 'keptAs')
+redis.call('PUBLISH', ARGV[4], 'change ' .. ARGV[5] .. ' ' .. saved .. '\\n' .. ARGV[3])
+return {'ok', revision + 1}
+`
+
+// KEYS: state, corrupt copy. ARGV: revision and document as read. Sets the
+// document aside only if it is still the one read (a save may have replaced it).
+const KEEP_DOCUMENT = `
+local meta = redis.call('HMGET', KEYS[1], 'revision', 'doc')
+if meta[1] ~= ARGV[1] or meta[2] ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('HDEL', KEYS[1], 'doc')
+redis.call('HSET', KEYS[1], 'keptAs', KEYS[2])
+return 1
+`
+
+// KEYS: state, corrupt copy. ARGV: channel, origin. The key is not a hash with a
+// revision (another program wrote it): all of it is renamed aside, the store
+// starts again at revision 0, and watchers are told to forget the revisions they knew.
+const KEEP_KEY = `
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind == 'none' then return 0 end
+if kind == 'hash' then
+  local r = redis.call('HGET', KEYS[1], 'revision')
+  if r and string.match(r, '^[1-9]%d*$') then return 0 end
+end
+redis.call('RENAME', KEYS[1], KEYS[2])
+redis.call('PUBLISH', ARGV[1], 'reset ' .. ARGV[2])
+return 1
+`
+
+export interface RedisStateStoreOptions {
+  readonly prefix: string
+  /** This instance's id in change messages (its own are not reported to it); default a random UUID. */
+  readonly origin?: string
+  readonly clock?: Pick<Clock, 'now'>
+  /** A watch listener threw, or a change could not be read; the store goes on. */
+  readonly onError?: (error: Error) => void
+}
+
+type Read =
+  | { readonly kind: 'wrongtype' }
+  | { readonly kind: 'fields'; readonly revision: string | null; readonly doc: string | null; readonly keptAs: string | null }
+
+const REVISION = /^[1-9]\d*$/
+
+export class RedisStateStore implements StateStore {
+  readonly name: string
+  readonly origin: string
+  readonly #connection: RedisConnection
+  readonly #keys: ReturnType<typeof stateKeys>
+  readonly #clock: Pick<Clock, 'now'>
+  readonly #onError: (error: Error) => void
+  readonly #save: RedisScript
+  readonly #keepDocument: RedisScript
+  readonly #keepKey: RedisScript
+  readonly #listeners = new Set<(change: StoredChange) => void>()
+  /** The newest revision this instance knows of (loaded, saved or delivered); null before any, or after a reset. */
+  #known: number | null = null
+  #subscriptions = 0
+  #subscribed: Promise<void>
+  #markSubscribed: () => void = () => {}
+  #closed = false
+  readonly #onReady = () => void this.#subscribe()
+  readonly #onMessage = (channel: string, message: string) => this.#receive(channel, message)
+
+  constructor(connection: RedisConnection, options: RedisStateStoreOptions) {
+    this.#connection = connection
+    this.#keys = stateKeys(options.prefix)
+    this.name = `${connection.name} ${this.#keys.state}`
+    this.origin = options.origin ?? randomUUID()
+    this.#clock = options.clock ?? systemClock
+    this.#onError = options.onError ?? (() => {})
+    this.#save = defineScript(connection, 'cpxStateSave', 2, SAVE)
+    this.#keepDocument = defineScript(connection, 'cpxStateKeepDocument', 2, KEEP_DOCUMENT)
+    this.#keepKey = defineScript(connection, 'cpxStateKeepKey', 2, KEEP_KEY)
+    this.#subscribed = new Promise((resolve) => (this.#markSubscribed = resolve))
+    connection.subscriber.on('ready', this.#onReady)
+    connection.subscriber.on('message', this.#onMessage)
+    if (connection.subscriber.status === 'ready') void this.#subscribe()
+  }
+
+  /** Resolves once the change feed is subscribed (changes saved by others from then on are seen). */
+  subscribed(): Promise<void> {
+    return this.#subscribed
+  }
+
+  async load(): Promise<LoadResult> {
+    // A document set aside concurrently by another replica, or replaced by a
+    // save, is read again; more than a few rounds means something else writes the key.
+    for (let round = 0; round < 5; round++) {
+      const read = await this.#read()
+      if (read.kind === 'wrongtype' || (read.revision !== null && !REVISION.test(read.revision))) {
+        const problem = read.kind === 'wrongtype' ? 'is not a hash (written by another program?)' : `has revision ${JSON.stringify(read.revision)}, not a whole number >= 1`
+        const keptAs = this.#keys.corrupt(this.#stamp('key'))
+        if ((await this.#keepKey([this.#keys.state, keptAs], [this.#keys.channel, this.origin])) === 1) {
+          this.#known = null
+          return { kind: 'corrupt', problem: `${this.name} ${problem}`, keptAs, version: 0 }
+        }
+        continue
+      }
+      if (read.revision === null) {
+        // Nothing stored (a hash without a revision is never written by the save script).
+        this.#known = null
+        return { kind: 'empty', version: 0 }
+      }
+      const version = Number(read.revision)
+      this.#noteKnown(version)
+      if (read.doc === null) {
+        const problem =
+          read.keptAs === null ? `${this.name} has revision ${version} but no document` : `${this.name} held an unreadable state, kept as ${read.keptAs}; nothing was saved since`
+        return { kind: 'corrupt', problem, keptAs: read.keptAs, version }
+      }
+      const decoded = decodeState(read.doc)
+      if (decoded.ok) return { kind: 'loaded', state: decoded.stored.state, version }
+      const keptAs = this.#keys.corrupt(this.#stamp(`r${version}`))
+      if ((await this.#keepDocument([this.#keys.state, keptAs], [read.revision, read.doc])) === 1) {
+        return { kind: 'corrupt', problem: `${this.name}: ${decoded.problem}`, keptAs, version }
+      }
+    }
+    throw new Error(`${this.name} changed under every read; another program is writing it`)
+  }
+
+  async save(state: RolloutState, expected: number, fence: number | null = null): Promise<SaveResult> {
+    const doc = encodeState(state, expected + 1, fence)
+    const reply = (await this.#save([this.#keys.state, this.#keys.leaseToken], [expected, fence ?? '', doc, this.#keys.channel, this.origin])) as [string, number]
+    const [outcome, version] = reply
+    if (outcome === 'ok') {
+      this.#noteKnown(version)
+      return { ok: true, version }
+    }
+    return { ok: false, reason: outcome === 'fenced' ? 'fenced' : 'conflict', version }
+  }
+
+  watch(listener: (change: StoredChange) => void): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+
+  /** Stops the feed; the connection belongs to whoever made it (createRedisBackend closes it). */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#listeners.clear()
+    const sub = this.#connection.subscriber
+    sub.off('ready', this.#onReady)
+    sub.off('message', this.#onMessage)
+    if (sub.status === 'ready') await sub.unsubscribe(this.#keys.channel).catch(() => undefined)
+  }
+
+  async #read(): Promise<Read> {
+    try {
+      const [revision, doc, keptAs] = await this.#connection.run((c) => c.hmget(this.#keys.state, 'revision', 'doc', 'keptAs'))
+      return { kind: 'fields', revision: revision ?? null, doc: doc ?? null, keptAs: keptAs ?? null }
+    } catch (error) {
+      if ((error as Error).message.startsWith('WRONGTYPE')) return { kind: 'wrongtype' }
+      throw error
+    }
+  }
+
+  /**
+   * On every (re)connection of the subscriber: subscribe, and once that is
+   * confirmed, read the state, so a change made while this replica was cut off
+   * (its message lost with the connection) is still delivered, newest last.
+   */
+  async #subscribe(): Promise<void> {
+    if (this.#closed) return
+    try {
+      await this.#connection.subscriber.subscribe(this.#keys.channel)
+    } catch (error) {
+      this.#onError(error as Error)
+      return
+    }
+    this.#subscriptions++
+    this.#markSubscribed()
+    if (this.#subscriptions > 1) await this.#catchUp().catch((error: unknown) => this.#onError(error as Error))
+  }
+
+  async #catchUp(): Promise<void> {
+    const read = await this.#read()
+    if (read.kind !== 'fields' || read.revision === null || read.doc === null || !REVISION.test(read.revision)) return
+    const version = Number(read.revision)
+    if (this.#known !== null && version <= this.#known) return
+    const decoded = decodeState(read.doc)
+    if (decoded.ok) this.#deliver({ state: decoded.stored.state, version })
+  }
+
+  #receive(channel: string, message: string): void {
+    if (channel !== this.#keys.channel || this.#closed) return
+    const newline = message.indexOf('\n')
+    const [kind, origin, revision] = (newline === -1 ? message : message.slice(0, newline)).split(' ')
+    if (origin === this.origin) return
+    if (kind === 'reset') {
+      this.#known = null
+      return
+    }
+    if (kind !== 'change' || revision === undefined || !REVISION.test(revision) || newline === -1) return
+    const version = Number(revision)
+    // Already known: loaded or saved on top of here before the message arrived.
+    if (this.#known !== null && version <= this.#known) return
+    const decoded = decodeState(message.slice(newline + 1))
+    if (!decoded.ok) {
+      this.#onError(new Error(`${this.name}: change ${version} from ${origin ?? '?'} cannot be read: ${decoded.problem}`))
+      return
+    }
+    this.#deliver({ state: decoded.stored.state, version })
+  }
+
+  #deliver(change: StoredChange): void {
+    this.#known = change.version
+    for (const listener of this.#listeners) {
+      try {
+        listener(change)
+      } catch (error) {
+        this.#onError(error as Error)
+      }
+    }
+  }
+
+  #noteKnown(version: number): void {
+    if (this.#known === null || version > this.#known) this.#known = version
+  }
+
+  #stamp(what: string): string {
+    return `${new Date(this.#clock.now()).toISOString()}:${what}:${this.origin.slice(0, 8)}`
+  }
+}

@@ -233,11 +233,22 @@ export class RedisStateStore implements StateStore {
     if (this.#subscriptions > 1) await this.#catchUp().catch((error: unknown) => this.#onError(error as Error))
   }
 
+  /**
+   * A revision below the one known, or none at all, means Redis lost its data
+   * (restarted without persistence, failed over to an empty replica): the
+   * revisions start again, so what is there now is delivered as the newest.
+   */
   async #catchUp(): Promise<void> {
     const read = await this.#read()
-    if (read.kind !== 'fields' || read.revision === null || read.doc === null || !REVISION.test(read.revision)) return
+    if (read.kind !== 'fields' || (read.revision !== null && !REVISION.test(read.revision))) return
+    if (read.revision === null) {
+      this.#known = null
+      return
+    }
     const version = Number(read.revision)
-    if (this.#known !== null && version <= this.#known) return
+    if (this.#known !== null && version === this.#known) return
+    if (this.#known !== null && version < this.#known) this.#known = null
+    if (read.doc === null) return
     const decoded = decodeState(read.doc)
     if (decoded.ok) this.#deliver({ state: decoded.stored.state, version })
   }

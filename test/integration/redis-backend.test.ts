@@ -3,6 +3,7 @@ import { decodeFromCompressedBase64, encodeIntoCompressedBase64 } from 'hdr-hist
 import { Redis } from 'ioredis'
 import { createRedisBackend, type RedisBackend } from '../../src/state/redis-backend.js'
 import { newLatencyHistogram } from '../../src/stats/latency-histogram.js'
+import { everyPhase } from '../conformance/state-store.js'
 import { testRedis } from '../helpers/redis.js'
 
 const redis = await testRedis(t)
@@ -196,4 +197,11 @@ t.test('the factory refuses a config without state.redis, and names the backend 
   t.equal(backend.lease.ttlMs, 3000, 'lease ttl: 3 intervals')
   t.equal(backend.windows.ttlMs, 32_000, 'window ttl: the window plus 2 intervals')
   t.equal(backend.backendUp(), 0, 'nothing listens on port 1: down, and nobody waited for it')
+})
+
+t.test('ready() gives up after its timeout when Redis cannot be reached, naming the address but not the password', async (t) => {
+  const backend = createRedisBackend({ state: { redis: 'redis://:hunter2@127.0.0.1:1/0', redisKeyPrefix: 'p' }, analysis: { intervalMs: 1000, windowMs: 30_000 } }, { replica: 'r', connectTimeoutMs: 100 })
+  t.teardown(() => backend.close())
+  await t.rejects(backend.ready(300), /Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1\/0 not reachable within 300ms/)
+  await t.rejects(backend.store.save(everyPhase()[0]!, 0), /Stream isn't writeable/, 'and operations reject at once meanwhile')
 })

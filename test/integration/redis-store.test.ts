@@ -2,6 +2,7 @@ import t from 'tap'
 import { Redis } from 'ioredis'
 import { RedisConnection } from '../../src/state/redis-connection.js'
 import { RedisLease } from '../../src/state/redis-lease.js'
+import { encodeState } from '../../src/state/codec.js'
 import { RedisStateStore } from '../../src/state/redis-store.js'
 import { everyPhase, leaseConformance, stateStoreConformance } from '../conformance/state-store.js'
 import type { StoredChange } from '../../src/state/store.js'
@@ -120,4 +121,31 @@ t.test('watch delivers a burst of changes from two writers in revision order, ea
     seen.map((s) => s.version),
     Array.from({ length: 40 }, (_, i) => i + 1),
   )
+})
+
+t.test('the change feed: a listener that throws is isolated, an unreadable message is reported and skipped, a reset forgets the revisions', async (t) => {
+  const prefix = redis.nextPrefix()
+  const errors: string[] = []
+  const { a, raw } = await replicas(prefix)
+  const c = new RedisStateStore(await connection(), { prefix, origin: 'replica-c', onError: (e) => errors.push(e.message) })
+  open.push(c)
+  await c.subscribed()
+  const seen: number[] = []
+  c.watch(() => {
+    throw new Error('listener bug')
+  })
+  c.watch((change) => seen.push(change.version))
+  await a.save(everyPhase()[1]!, 0)
+  await a.save(everyPhase()[2]!, 1)
+  const channel = `${prefix}:state:changes`
+  await raw.publish(channel, 'change replica-x 3\nnot json')
+  await raw.publish(channel, 'something else entirely')
+  // A reset (another replica set the key aside): revision 1 counts as new again.
+  await raw.publish(channel, 'reset replica-x')
+  await raw.publish(channel, `change replica-x 1\n${encodeState(everyPhase()[3]!, 1, null)}`)
+  const until = Date.now() + 5_000
+  while (seen.length < 3 && Date.now() < until) await new Promise((r) => setTimeout(r, 10))
+  t.same(seen, [1, 2, 1], 'the other listener got every readable change')
+  t.equal(errors.filter((e) => e === 'listener bug').length, 3, 'each throw reported')
+  t.ok(errors.some((e) => /change 3 from replica-x cannot be read/.test(e)), 'the unreadable change reported')
 })

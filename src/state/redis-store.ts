@@ -15,7 +15,8 @@ import type { LoadResult, SaveResult, StateStore, StoredChange } from './store.j
  * Keys, under the prefix P (`state.redisKeyPrefix`):
  *
  *     P:state              hash  revision (compare-and-set), fence (highest lease token that wrote),
- *                                doc (the codec's document, as the state file holds it), keptAs (see below)
+ *                                doc (the codec's document, as the state file holds it; its own revision
+ *                                and fence are informative, the hash's fields decide), keptAs (see below)
  *     P:state:changes      channel  "change <origin> <revision>\n<doc>" per save; "reset <origin>" when the hash was set aside
  *     P:state:corrupt:…    string   an unreadable document (or the whole unreadable key), kept for the operator
  *     P:lease:token        the lease's fencing-token counter (redis-lease.ts): a save fenced below it is refused too
@@ -147,8 +148,14 @@ export class RedisStateStore implements StateStore {
     // save, is read again; more than a few rounds means something else writes the key.
     for (let round = 0; round < 5; round++) {
       const read = await this.#read()
-      if (read.kind === 'wrongtype' || (read.revision !== null && !REVISION.test(read.revision))) {
-        const problem = read.kind === 'wrongtype' ? 'is not a hash (written by another program?)' : `has revision ${JSON.stringify(read.revision)}, not a whole number >= 1`
+      const foreign = read.kind === 'wrongtype' || (read.revision === null ? read.doc !== null || read.keptAs !== null : !REVISION.test(read.revision))
+      if (foreign) {
+        const problem =
+          read.kind === 'wrongtype'
+            ? 'is not a hash (written by another program?)'
+            : read.revision === null
+              ? 'has no revision'
+              : `has revision ${JSON.stringify(read.revision)}, not a whole number >= 1`
         const keptAs = this.#keys.corrupt(this.#stamp('key'))
         if ((await this.#keepKey([this.#keys.state, keptAs], [this.#keys.channel, this.origin])) === 1) {
           this.#known = null
@@ -157,7 +164,7 @@ export class RedisStateStore implements StateStore {
         continue
       }
       if (read.revision === null) {
-        // Nothing stored (a hash without a revision is never written by the save script).
+        // Nothing stored.
         this.#known = null
         return { kind: 'empty', version: 0 }
       }

@@ -16,8 +16,10 @@ import type { LoadResult, SaveResult, StateStore, StoredChange } from './store.j
  *
  *     P:state              hash  revision (compare-and-set), fence (highest lease token that wrote),
  *                                doc (the codec's document, as the state file holds it; its own revision
- *                                and fence are informative, the hash's fields decide), keptAs (see below)
- *     P:state:changes      channel  "change <origin> <revision>\n<doc>" per save; "reset <origin>" when the hash was set aside
+ *                                and fence are informative, the hash's fields decide), keptAs (see below),
+ *                                epoch (a random id given when revision 1 is written: revisions are
+ *                                compared within one epoch, so a Redis that lost its data is noticed)
+ *     P:state:changes      channel  "change <origin> <revision> <epoch>\n<doc>" per save; "reset <origin>" when the hash was set aside
  *     P:state:corrupt:…    string   an unreadable document (or the whole unreadable key), kept for the operator
  *     P:lease:token        the lease's fencing-token counter (redis-lease.ts): a save fenced below it is refused too
  *
@@ -34,16 +36,18 @@ export function stateKeys(prefix: string) {
   }
 }
 
-// KEYS: state, lease token. ARGV: expected revision, fence ('' for none), document, channel, origin.
+// KEYS: state, lease token. ARGV: expected revision, fence ('' for none), document, channel, origin,
+// a fresh epoch (used when the store was empty).
 // Fenced before conflict: a stale leader is told it is stale even when its version is right.
 const SAVE = `
 local function num(v) if v then return tonumber(v) end return nil end
 local kind = redis.call('TYPE', KEYS[1])['ok']
-local revision, fence = 0, nil
+local revision, fence, epoch = 0, nil, nil
 if kind == 'hash' then
-  local meta = redis.call('HMGET', KEYS[1], 'revision', 'fence')
+  local meta = redis.call('HMGET', KEYS[1], 'revision', 'fence', 'epoch')
   revision = num(meta[1]) or 0
   fence = num(meta[2])
+  if meta[3] then epoch = meta[3] end
 elseif kind ~= 'none' then
   return {'conflict', 0}
 end
@@ -54,11 +58,12 @@ if token then
 end
 if revision ~= tonumber(ARGV[1]) then return {'conflict', revision} end
 local saved = string.format('%d', revision + 1)
-redis.call('HSET', KEYS[1], 'revision', saved, 'doc', ARGV[3])
+if revision == 0 or not epoch then epoch = ARGV[6] end
+redis.call('HSET', KEYS[1], 'revision', saved, 'doc', ARGV[3], 'epoch', epoch)
 if token then redis.call('HSET', KEYS[1], 'fence', string.format('%d', token)) end
 redis.call('HDEL', KEYS[1], 'keptAs')
-redis.call('PUBLISH', ARGV[4], 'change ' .. ARGV[5] .. ' ' .. saved .. '\\n' .. ARGV[3])
-return {'ok', revision + 1}
+redis.call('PUBLISH', ARGV[4], 'change ' .. ARGV[5] .. ' ' .. saved .. ' ' .. epoch .. '\\n' .. ARGV[3])
+return {'ok', revision + 1, epoch}
 `
 
 // KEYS: state, corrupt copy. ARGV: revision and document as read. Sets the
@@ -98,7 +103,13 @@ export interface RedisStateStoreOptions {
 
 type Read =
   | { readonly kind: 'wrongtype' }
-  | { readonly kind: 'fields'; readonly revision: string | null; readonly doc: string | null; readonly keptAs: string | null }
+  | { readonly kind: 'fields'; readonly revision: string | null; readonly doc: string | null; readonly keptAs: string | null; readonly epoch: string | null }
+
+/** A revision as this instance knows it: revisions compare only within one epoch. */
+interface Known {
+  readonly epoch: string | null
+  readonly revision: number
+}
 
 const REVISION = /^[1-9]\d*$/
 
@@ -114,12 +125,17 @@ export class RedisStateStore implements StateStore {
   readonly #keepKey: RedisScript
   readonly #listeners = new Set<(change: StoredChange) => void>()
   /** The newest revision this instance knows of (loaded, saved or delivered); null before any, or after a reset. */
-  #known: number | null = null
+  #known: Known | null = null
   #subscriptions = 0
   #subscribed: Promise<void>
   #markSubscribed: () => void = () => {}
   #closed = false
+  /** A (re)subscription happened and the state has not been read since: see #tryCatchUp. */
+  #catchUpNeeded = false
+  /** Messages that arrived while the catch-up read was out: handled after it, so none is judged against a stale revision. */
+  #held: string[] | null = null
   readonly #onReady = () => void this.#subscribe()
+  readonly #onClientReady = () => this.#tryCatchUp()
   readonly #onMessage = (channel: string, message: string) => this.#receive(channel, message)
 
   constructor(connection: RedisConnection, options: RedisStateStoreOptions) {
@@ -135,6 +151,7 @@ export class RedisStateStore implements StateStore {
     this.#subscribed = new Promise((resolve) => (this.#markSubscribed = resolve))
     connection.subscriber.on('ready', this.#onReady)
     connection.subscriber.on('message', this.#onMessage)
+    connection.client.on('ready', this.#onClientReady)
     if (connection.subscriber.status === 'ready') void this.#subscribe()
   }
 
@@ -169,7 +186,7 @@ export class RedisStateStore implements StateStore {
         return { kind: 'empty', version: 0 }
       }
       const version = Number(read.revision)
-      this.#noteKnown(version)
+      this.#noteKnown(read.epoch, version)
       if (read.doc === null) {
         const problem =
           read.keptAs === null ? `${this.name} has revision ${version} but no document` : `${this.name} held an unreadable state, kept as ${read.keptAs}; nothing was saved since`
@@ -187,10 +204,10 @@ export class RedisStateStore implements StateStore {
 
   async save(state: RolloutState, expected: number, fence: number | null = null): Promise<SaveResult> {
     const doc = encodeState(state, expected + 1, fence)
-    const reply = (await this.#save([this.#keys.state, this.#keys.leaseToken], [expected, fence ?? '', doc, this.#keys.channel, this.origin])) as [string, number]
-    const [outcome, version] = reply
+    const args = [expected, fence ?? '', doc, this.#keys.channel, this.origin, randomUUID()]
+    const [outcome, version, epoch] = (await this.#save([this.#keys.state, this.#keys.leaseToken], args)) as [string, number, string | undefined]
     if (outcome === 'ok') {
-      this.#noteKnown(version)
+      this.#noteKnown(epoch ?? null, version)
       return { ok: true, version }
     }
     return { ok: false, reason: outcome === 'fenced' ? 'fenced' : 'conflict', version }
@@ -209,13 +226,14 @@ export class RedisStateStore implements StateStore {
     const sub = this.#connection.subscriber
     sub.off('ready', this.#onReady)
     sub.off('message', this.#onMessage)
+    this.#connection.client.off('ready', this.#onClientReady)
     if (sub.status === 'ready') await sub.unsubscribe(this.#keys.channel).catch(() => undefined)
   }
 
   async #read(): Promise<Read> {
     try {
-      const [revision, doc, keptAs] = await this.#connection.run((c) => c.hmget(this.#keys.state, 'revision', 'doc', 'keptAs'))
-      return { kind: 'fields', revision: revision ?? null, doc: doc ?? null, keptAs: keptAs ?? null }
+      const [revision, doc, keptAs, epoch] = await this.#connection.run((c) => c.hmget(this.#keys.state, 'revision', 'doc', 'keptAs', 'epoch'))
+      return { kind: 'fields', revision: revision ?? null, doc: doc ?? null, keptAs: keptAs ?? null, epoch: epoch ?? null }
     } catch (error) {
       if ((error as Error).message.startsWith('WRONGTYPE')) return { kind: 'wrongtype' }
       throw error
@@ -237,13 +255,39 @@ export class RedisStateStore implements StateStore {
     }
     this.#subscriptions++
     this.#markSubscribed()
-    if (this.#subscriptions > 1) await this.#catchUp().catch((error: unknown) => this.#onError(error as Error))
+    if (this.#subscriptions > 1) {
+      this.#catchUpNeeded = true
+      this.#tryCatchUp()
+    }
   }
 
   /**
-   * A revision below the one known, or none at all, means Redis lost its data
-   * (restarted without persistence, failed over to an empty replica): the
-   * revisions start again, so what is there now is delivered as the newest.
+   * Reads the state once after a resubscription, as soon as the command
+   * connection can (it may come back after the subscriber); a read that fails
+   * is tried again when the command connection is ready again or the next
+   * message arrives, so a lost change is never left behind.
+   */
+  #tryCatchUp(): void {
+    if (!this.#catchUpNeeded || this.#held !== null || this.#closed || this.#connection.client.status !== 'ready') return
+    this.#catchUpNeeded = false
+    this.#held = []
+    this.#catchUp()
+      .catch((error: unknown) => {
+        this.#catchUpNeeded = true
+        this.#onError(error as Error)
+      })
+      .finally(() => {
+        const held = this.#held ?? []
+        this.#held = null
+        for (const message of held) this.#handle(message)
+      })
+  }
+
+  /**
+   * Another epoch than the one known, or nothing stored at all, means Redis
+   * lost its data (restarted without persistence, failed over to an empty
+   * replica, flushed): the revisions start again, and what is there now is
+   * delivered as the newest whatever its revision.
    */
   async #catchUp(): Promise<void> {
     const read = await this.#read()
@@ -253,17 +297,28 @@ export class RedisStateStore implements StateStore {
       return
     }
     const version = Number(read.revision)
-    if (this.#known !== null && version === this.#known) return
-    if (this.#known !== null && version < this.#known) this.#known = null
-    if (read.doc === null) return
+    if (this.#isKnown(read.epoch, version) || read.doc === null) return
     const decoded = decodeState(read.doc)
-    if (decoded.ok) this.#deliver({ state: decoded.stored.state, version })
+    if (decoded.ok) this.#deliver(read.epoch, { state: decoded.stored.state, version })
   }
 
   #receive(channel: string, message: string): void {
     if (channel !== this.#keys.channel || this.#closed) return
+    if (this.#held !== null) {
+      this.#held.push(message)
+      return
+    }
+    this.#tryCatchUp()
+    // #tryCatchUp may have started a read: then this message waits for it too.
+    const held = this.#held as string[] | null
+    if (held !== null) held.push(message)
+    else this.#handle(message)
+  }
+
+  #handle(message: string): void {
+    if (this.#closed) return
     const newline = message.indexOf('\n')
-    const [kind, origin, revision] = (newline === -1 ? message : message.slice(0, newline)).split(' ')
+    const [kind, origin, revision, epoch] = (newline === -1 ? message : message.slice(0, newline)).split(' ')
     if (origin === this.origin) return
     if (kind === 'reset') {
       this.#known = null
@@ -272,17 +327,17 @@ export class RedisStateStore implements StateStore {
     if (kind !== 'change' || revision === undefined || !REVISION.test(revision) || newline === -1) return
     const version = Number(revision)
     // Already known: loaded or saved on top of here before the message arrived.
-    if (this.#known !== null && version <= this.#known) return
+    if (this.#isKnown(epoch ?? null, version)) return
     const decoded = decodeState(message.slice(newline + 1))
     if (!decoded.ok) {
       this.#onError(new Error(`${this.name}: change ${version} from ${origin ?? '?'} cannot be read: ${decoded.problem}`))
       return
     }
-    this.#deliver({ state: decoded.stored.state, version })
+    this.#deliver(epoch ?? null, { state: decoded.stored.state, version })
   }
 
-  #deliver(change: StoredChange): void {
-    this.#known = change.version
+  #deliver(epoch: string | null, change: StoredChange): void {
+    this.#known = { epoch, revision: change.version }
     for (const listener of this.#listeners) {
       try {
         listener(change)
@@ -292,8 +347,12 @@ export class RedisStateStore implements StateStore {
     }
   }
 
-  #noteKnown(version: number): void {
-    if (this.#known === null || version > this.#known) this.#known = version
+  #isKnown(epoch: string | null, revision: number): boolean {
+    return this.#known !== null && this.#known.epoch === epoch && revision <= this.#known.revision
+  }
+
+  #noteKnown(epoch: string | null, revision: number): void {
+    if (!this.#isKnown(epoch, revision)) this.#known = { epoch, revision }
   }
 
   #stamp(what: string): string {

@@ -149,3 +149,30 @@ t.test('the change feed: a listener that throws is isolated, an unreadable messa
   t.equal(errors.filter((e) => e === 'listener bug').length, 3, 'each throw reported')
   t.ok(errors.some((e) => /change 3 from replica-x cannot be read/.test(e)), 'the unreadable change reported')
 })
+
+t.test('a state deleted under live replicas starts a new epoch: watchers take its revision 1 as new', async (t) => {
+  const { a, b, raw, prefix } = await replicas()
+  const seen: StoredChange[] = []
+  b.watch((change) => seen.push(change))
+  const states = everyPhase()
+  for (let v = 0; v < 3; v++) await a.save(states[v]!, v)
+  const waitSeen = async (n: number) => {
+    const until = Date.now() + 5_000
+    while (seen.length < n && Date.now() < until) await new Promise((r) => setTimeout(r, 10))
+  }
+  await waitSeen(3)
+  const epoch = await raw.hget(`${prefix}:state`, 'epoch')
+  t.ok(epoch !== null && epoch.length > 0, 'revision 1 was given an epoch')
+  await raw.del(`${prefix}:state`)
+  t.same(await a.save(states[5]!, 0), { ok: true, version: 1 })
+  await waitSeen(4)
+  t.same(
+    seen.map((c) => c.version),
+    [1, 2, 3, 1],
+    'the new revision 1 is delivered, not taken for the old one',
+  )
+  const fresh = await raw.hget(`${prefix}:state`, 'epoch')
+  t.ok(fresh !== null && fresh !== epoch, 'under a new epoch')
+  t.same(await a.save(states[6]!, 1), { ok: true, version: 2 })
+  t.equal(await raw.hget(`${prefix}:state`, 'epoch'), fresh, 'which later saves keep')
+})

@@ -6,6 +6,7 @@ import { hasAtMostTwoDecimals, isLoopbackHost, upstreamUrlProblem, weightProblem
 import { parseDuration } from '../core/duration.js'
 import { expectedKeyword, schemaProblems } from '../core/schema-errors.js'
 import { err, ok, type Result } from '../core/result.js'
+import { redisUrlProblem } from '../state/redis-url.js'
 import { substituteEnv } from './env.js'
 import type { ConfigIssue } from './issues.js'
 import { ConfigSchema, type Config, type RawConfig } from './schema.js'
@@ -147,8 +148,10 @@ function semanticIssues(data: Record<string, unknown>): ConfigIssue[] {
   if (!hasToken && typeof admin.host === 'string' && !isLoopbackHost(admin.host)) {
     issues.push({ path: 'admin.host', message: `refusing to serve the admin API on non-loopback address ${admin.host} without admin.token; set a token or listen on 127.0.0.1` })
   }
-  if (typeof section('state').redis === 'string') {
-    issues.push({ path: 'state.redis', message: 'shared state in Redis is not available in this version yet; remove it to keep the state in state.file' })
+  const redis = section('state').redis
+  if (typeof redis === 'string' && redis !== '') {
+    const problem = redisUrlProblem(redis)
+    if (problem !== null) issues.push({ path: 'state.redis', message: problem })
   }
   const listenPort = section('listen').port
   if (typeof listenPort === 'number' && listenPort !== 0 && listenPort === admin.port) {
@@ -194,7 +197,7 @@ function resolve(raw: RawConfig): Config {
       minP99DeltaMs: ms(a.minP99Delta),
       confidence: a.confidence,
     },
-    state: { file: raw.state.file, redis: raw.state.redis ?? null },
+    state: { file: raw.state.file, redis: raw.state.redis ?? null, redisKeyPrefix: raw.state.redisKeyPrefix },
     audit: { file: raw.audit.file },
     log: { level: raw.log.level },
   }

@@ -31,12 +31,18 @@ export interface Situation {
   readonly baseline: BaselineFigures | null
 }
 
+/** What a DataPlaneLink feeds: the in-process recorders, or deltas from other processes. Analysis is one. */
+export interface WindowSink {
+  drain(side: SideName, recorder: WindowRecorder | null): void
+  addDelta(side: SideName, delta: WindowDelta, slotNo?: number): void
+}
+
 interface StepCounts {
   requests: number
   errors: number
 }
 
-export class Analysis {
+export class Analysis implements WindowSink {
   #windows: Record<SideName, SlidingWindow>
   readonly #step: Record<SideName, StepCounts> = { stable: { requests: 0, errors: 0 }, canary: { requests: 0, errors: 0 } }
   #config: AnalysisConfig
@@ -92,14 +98,23 @@ export class Analysis {
     this.#revision++
   }
 
-  /** From another process (a worker, a replica): one recorder's delta for a side's current backend. */
-  addDelta(side: SideName, delta: WindowDelta): void {
+  /**
+   * From another process (a worker, a replica): one recorder's delta for a
+   * side's current backend, into the current slot or, with `slotNo`, into the
+   * slot it was measured in (dropped when that slot has left the window).
+   */
+  addDelta(side: SideName, delta: WindowDelta, slotNo?: number): void {
     if (delta.requests === 0) return
+    if (!this.#windows[side].addDelta(delta, slotNo)) return
     const step = this.#step[side]
     step.requests += delta.requests
     step.errors += delta.errors
-    this.#windows[side].addDelta(delta)
     this.#revision++
+  }
+
+  /** The current window slot's number (floor(now / slotMs)). */
+  get currentSlotNo(): number {
+    return this.#windows.stable.currentSlotNo
   }
 
   /** Moves both windows to `now` (the slot tick). */

@@ -1,15 +1,17 @@
 /**
  * The rollout controller: timers and an effect interpreter around the pure
  * machine. It feeds the machine operator actions, gate verdicts and config
- * reloads, and carries out what the machine returns: publish a routing table,
- * reset the windows, persist, emit events. It holds no rollout policy.
+ * reloads through its Authority (which says when a transition counts: at
+ * once in one process, once committed among replicas), and carries out what
+ * the machine returns: publish a routing table, reset the windows, persist,
+ * emit events. It holds no rollout policy.
  */
 import type { Timer } from '../core/clock.js'
 import { routingTable, type RoutingTable } from '../routing/table.js'
-import { restore, transition, type TransitionResult } from './machine.js'
-import { isUnderWay, type Actor, type OperatorEvent, type RolloutEvent, type RolloutSettings, type RolloutState } from './phase.js'
+import { LocalAuthority, type Authority, type AuthorityHost } from './authority.js'
+import { initialState, transition, type Accepted } from './machine.js'
+import { isUnderWay, type Actor, type OperatorEvent, type RolloutSettings, type RolloutState } from './phase.js'
 import { EarlyEvaluation } from './early-evaluation.js'
-import { Persister } from './persister.js'
 import type { ActResult, ControllerDeps, RolloutConfig } from './ports.js'
 
 export type { ActResult, ControllerDeps, DataPlaneLink, RolloutConfig } from './ports.js'
@@ -19,35 +21,44 @@ const MIN_EVALUATION_GAP_MS = 20
 
 export class RolloutController {
   readonly #deps: ControllerDeps
-  /** The state's writer: its failure count and health are the persistence metrics. */
-  readonly persister: Persister
+  readonly authority: Authority
   #config: RolloutConfig
   #state: RolloutState
   #table: RoutingTable
   readonly #early: EarlyEvaluation
+  /** What the authority drives: this controller's state and config, and the effect interpreter. */
+  readonly #host: AuthorityHost
   #timers: Timer[] = []
   rollbacks = 0
 
-  private constructor(deps: ControllerDeps, config: RolloutConfig, state: RolloutState, version: number) {
+  private constructor(deps: ControllerDeps, config: RolloutConfig) {
     this.#deps = deps
     this.#config = config
-    this.#state = state
-    this.#table = routingTable(state, config.routing, 1)
-    this.persister = new Persister(deps.store, version, deps)
+    // Until the authority has restored the stored state: everything to stable, as the data plane starts.
+    this.#state = initialState(config.upstreams.stable, null, deps.clock.now())
+    this.#table = routingTable(this.#state, config.routing, 1)
+    this.authority = deps.authority ?? new LocalAuthority(deps.store, deps)
+    const state = (): RolloutState => this.#state
+    const current = (): RolloutConfig => this.#config
+    this.#host = {
+      get state() {
+        return state()
+      },
+      get config() {
+        return current()
+      },
+      apply: (result) => this.#apply(result),
+    }
     this.#early = new EarlyEvaluation(deps.clock, MIN_EVALUATION_GAP_MS, () => this.evaluate())
     deps.link.onCanaryError(() => {
       if (isUnderWay(this.#state.phase)) this.#early.request()
     })
   }
 
-  /** Loads the stored state and lets the machine restore and reconcile it with the config. */
+  /** Restores the state through the authority (the stored one, reconciled with the config) and applies it. */
   static async create(deps: ControllerDeps, config: RolloutConfig): Promise<RolloutController> {
-    const now = deps.clock.now()
-    const loaded = await deps.store.load()
-    if (loaded.kind === 'corrupt') deps.log.error({ store: deps.store.name, keptAs: loaded.keptAs }, `${loaded.problem}; starting safe: all traffic to stable, phase paused`)
-    const restored = restore(loaded, config.upstreams, now, config.settings)
-    const controller = new RolloutController(deps, config, restored.state, loaded.version)
-    await controller.#apply(restored, restored.state)
+    const controller = new RolloutController(deps, config)
+    await controller.authority.open(controller.#host)
     return controller
   }
 
@@ -59,50 +70,59 @@ export class RolloutController {
     return this.#config.settings
   }
 
+  /** The local authority's writer (its failure count and health); the shared authority has none. */
+  get persister(): { readonly failures: number; readonly healthy: boolean } {
+    const authority = this.authority
+    return { failures: authority.failures, healthy: authority.view().up }
+  }
+
   /** Starts the analysis tick and the window rotation on the injected clock. */
   startTimers(): void {
-    const { clock, analysis } = this.#deps
+    const { clock, analysis, link } = this.#deps
     this.#timers.push(clock.every(this.#config.intervalMs, () => this.#tick()))
     this.#timers.push(clock.every(analysis.slotMs, () => this.#collect()))
+    link.startTimers?.()
   }
 
   stopTimers(): void {
     for (const timer of this.#timers) timer.cancel()
     this.#timers = []
     this.#early.cancel()
+    this.#deps.link.stopTimers?.()
   }
 
-  /** An operator action; resolves once the new state is durable. A persistence failure rejects (the change stays applied in memory). */
+  /** An operator action; resolves once the new state counts (durable). A persistence failure rejects. */
   async act(event: OperatorEvent, actor: Actor): Promise<ActResult> {
-    const result = transition(this.#state, event, this.#deps.clock.now(), this.#config.settings, actor, this.#deps.analysis.liveStable)
-    if (!result.ok) return result
-    await this.#apply(result, this.#state)
-    return { ok: true, state: this.#state }
+    const now = this.#deps.clock.now()
+    const result = await this.authority.commit((s) => transition(s, event, now, this.#config.settings, actor, this.#deps.analysis.liveStable), 'operator')
+    return result.ok ? { ok: true, state: this.#state } : result
   }
 
-  /** Drains the data planes, runs the gate, and feeds the verdict to the machine. */
+  /** Drains the data planes, runs the gate (where this process decides), and feeds the verdict to the machine. */
   evaluate(): void {
     const { clock, analysis, events } = this.#deps
     const now = clock.now()
     this.#early.ran(now)
     this.#collect()
     const s = this.#state
-    if (!isUnderWay(s.phase)) return
+    if (!isUnderWay(s.phase) || !this.authority.decides) return
     const judged = analysis.evaluate({ now, phase: s.phase, weight: s.weight, baseline: s.baseline ?? null })
     events.emit({ type: 'decision', decision: judged.decision, phase: s.phase, weight: s.weight })
-    this.#feed({ type: 'analysis', verdict: judged.decision }, 'auto')
+    const verdict = { type: 'analysis', verdict: judged.decision } as const
+    // A verdict's own save failure is retried on the tick (or the next verdict); nobody awaits it.
+    this.authority.commit((state) => transition(state, verdict, now, this.#config.settings, 'auto', analysis.liveStable), 'analysis').catch(() => undefined)
   }
 
   /** A reloaded config (SIGHUP): new settings, routing and checks; the machine reconciles the upstreams. */
   async reload(config: RolloutConfig): Promise<void> {
     this.#config = config
-    await this.#apply(transition(this.#state, { type: 'config', upstreams: config.upstreams }, this.#deps.clock.now(), config.settings), this.#state)
+    const now = this.#deps.clock.now()
+    await this.authority.commit((s) => transition(s, { type: 'config', upstreams: config.upstreams }, now, config.settings), 'config')
   }
 
   /** Waits for the last state write, retrying one that failed, and closes the store. */
   async flush(): Promise<void> {
-    await this.persister.retry().catch(() => undefined)
-    await this.#deps.store.close()
+    await this.authority.flush()
   }
 
   /** Drains what the data planes recorded into the windows, so a read (status, scrape) sees every response so far. */
@@ -111,7 +131,7 @@ export class RolloutController {
   }
 
   #tick(): void {
-    if (this.persister.dirty) void this.persister.retry().catch(() => undefined)
+    this.authority.tick()
     this.evaluate()
   }
 
@@ -121,16 +141,10 @@ export class RolloutController {
     analysis.advance(clock.now())
   }
 
-  #feed(event: RolloutEvent, actor: Actor): void {
-    const result = transition(this.#state, event, this.#deps.clock.now(), this.#config.settings, actor, this.#deps.analysis.liveStable)
-    // A verdict's own save failure is retried on the tick; nobody awaits it.
-    this.#apply(result, this.#state).catch(() => undefined)
-  }
-
   /** Carries out a transition's effects, in order; resolves once its state is durable (when it asked to be persisted). */
-  async #apply(result: TransitionResult, before: RolloutState): Promise<void> {
-    if (!result.ok) return
+  async #apply(result: Accepted): Promise<void> {
     const { clock, analysis, link, events } = this.#deps
+    const before = this.#state
     this.#state = result.state
     let saved: Promise<void> = Promise.resolve()
     for (const effect of result.effects) {
@@ -151,7 +165,7 @@ export class RolloutController {
           link.publish(this.#table)
           break
         case 'persist':
-          saved = this.persister.save(this.#state)
+          saved = this.authority.persist(this.#state)
           break
         case 'audit':
           events.emit({ type: 'transition', record: effect.record, generation: this.#state.generation, findings: this.#state.lastDecision?.findings ?? before.lastDecision?.findings ?? [] })

@@ -1,5 +1,5 @@
 /** The DataPlaneLink of a single process: the control plane and the data plane share the Backends registry, no IPC. */
-import type { Analysis } from '../analysis/analysis.js'
+import type { WindowSink } from '../analysis/analysis.js'
 import type { Backends } from '../proxy/backends.js'
 import type { RoutingTable } from '../routing/table.js'
 import type { DataPlaneLink } from './controller.js'
@@ -15,10 +15,10 @@ export class LocalLink implements DataPlaneLink {
     this.#backends.apply(table)
   }
 
-  collect(analysis: Analysis, table: RoutingTable): void {
+  collect(sink: WindowSink, table: RoutingTable): void {
     const backends = this.#backends
-    analysis.drain('stable', backends.recorderOf(table.stable.id))
-    if (table.canary !== null) analysis.drain('canary', backends.recorderOf(table.canary.id))
+    sink.drain('stable', backends.recorderOf(table.stable.id))
+    if (table.canary !== null) sink.drain('canary', backends.recorderOf(table.canary.id))
     backends.sweep()
   }
 

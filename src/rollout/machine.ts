@@ -28,7 +28,7 @@ export type TransitionResult =
   | { readonly ok: true; readonly state: RolloutState; readonly effects: readonly Effect[] }
   | { readonly ok: false; readonly conflict: string }
 
-type Accepted = Extract<TransitionResult, { ok: true }>
+export type Accepted = Extract<TransitionResult, { ok: true }>
 
 /** The state of a proxy that has never run a rollout. */
 export function initialState(stableUrl: string, canaryUrl: string | null, now: number): IdleState {
@@ -119,6 +119,23 @@ export function restore(restored: Restored, upstreams: UpstreamsConfig, now: num
   const resumed = resumeObservation(restored.state, now, settings.steps)
   const reconciled = reconcile(resumed, upstreams, now, settings)
   return { ok: true, state: reconciled.state, effects: [...reconciled.effects, { type: 'publish' }] }
+}
+
+/**
+ * A replica takes up a state another replica committed (its change feed, a
+ * reload after a conflict, joining a running rollout): the state as stored,
+ * with the effects that replica's own transition had here, bar the ones
+ * the writer alone carries out (persist, audit, the rollback count). Each
+ * weight, canary or stable is observed afresh, as in moved().
+ */
+export function adopt(current: RolloutState, stored: RolloutState): Accepted {
+  const promoted = stored.phase === 'succeeded' && stored.stableUrl !== current.stableUrl
+  const fresh =
+    (isUnderWay(stored.phase) && (stored.weight !== current.weight || stored.generation !== current.generation)) ||
+    stored.stableUrl !== current.stableUrl ||
+    stored.canaryUrl !== current.canaryUrl
+  const effects: Effect[] = [...(fresh ? [{ type: 'resetWindows' } as const] : []), ...(promoted ? [{ type: 'promoted' } as const] : []), { type: 'publish' }]
+  return { ok: true, state: stored, effects }
 }
 
 /** The config's upstreams against the state: a changed stable is adopted, a new canary starts a new rollout (with autoStart). */

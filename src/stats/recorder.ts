@@ -56,6 +56,24 @@ export class WindowRecorder {
     return delta
   }
 
+  /** Adds what another recorder holds, leaving it as it is (an outbox collecting what is also drained elsewhere). */
+  add(other: WindowRecorder): void {
+    if (other.requests === 0) return
+    this.requests += other.requests
+    this.errors += other.errors
+    if (other.latency.totalCount > 0) this.latency.add(other.latency)
+  }
+
+  /** Adds a delta from another process. */
+  addDelta(delta: WindowDelta): void {
+    if (delta.requests === 0) return
+    this.requests += delta.requests
+    this.errors += delta.errors
+    withDecodedLatency(delta, (latency) => {
+      if (latency !== null && latency.totalCount > 0) this.latency.add(latency)
+    })
+  }
+
   clear(): void {
     this.requests = 0
     this.errors = 0

@@ -46,15 +46,37 @@ export class SlidingWindow {
     recorder.clear()
   }
 
-  /** A recorder's delta from another process (a worker, a replica), into the current slot. */
-  addDelta(delta: WindowDelta): void {
-    if (delta.requests === 0) return
-    const slot = this.#current
+  /**
+   * A recorder's delta from another process (a worker, a replica), into the
+   * current slot, or into slot number `slotNo` (floor(time / slotMs)) when it
+   * is still in the window: a replica's delta arrives a slot or so after it
+   * was measured, and lands where it belongs so it expires on time. A slot
+   * already out of the window is dropped (false); a slot ahead counts as the
+   * current one.
+   */
+  addDelta(delta: WindowDelta, slotNo?: number): boolean {
+    if (delta.requests === 0) return true
+    const back = slotNo === undefined ? 0 : this.#currentSlotNo - slotNo
+    if (back >= this.slotCount) return false
+    const slot = back <= 0 ? this.#current : (this.#slots[(this.#currentIndex - back + this.slotCount) % this.slotCount] as Slot)
+    const closed = back <= 0 ? null : this.#closed
     slot.requests += delta.requests
     slot.errors += delta.errors
+    if (closed !== null) {
+      closed.requests += delta.requests
+      closed.errors += delta.errors
+    }
     withDecodedLatency(delta, (latency) => {
-      if (latency !== null && latency.totalCount > 0) slot.latency.add(latency)
+      if (latency === null || latency.totalCount === 0) return
+      slot.latency.add(latency)
+      closed?.latency.add(latency)
     })
+    return true
+  }
+
+  /** The number of the current slot (floor(now / slotMs) at the last advance or reset). */
+  get currentSlotNo(): number {
+    return this.#currentSlotNo
   }
 
   /** One upstream response straight into the current slot (tests and simulations; the proxy records through a WindowRecorder). */

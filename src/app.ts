@@ -4,11 +4,12 @@ import type { AddressInfo, Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
-import { buildControlPlane, rolloutConfig, type ControlPlane } from './control-plane.js'
+import { buildControlPlane, rolloutConfig, type ControlPlane, type SharedState } from './control-plane.js'
 import { createAdminServer, type Readiness, type RolloutControl } from './admin/server.js'
 import type { EventView, StatusView } from './api/wire.js'
 import type { Config } from './config/schema.js'
 import { systemClock, type Clock } from './core/clock.js'
+import { CanaryProxyError } from './core/errors.js'
 import { systemRandom, type Random } from './core/random.js'
 import { EventFeed, type ControlEvent } from './events/feed.js'
 import { createLogger } from './log.js'
@@ -17,9 +18,11 @@ import type { DataPlaneCounters } from './proxy/exchange.js'
 import { createDataPlane } from './proxy/server.js'
 import { UpstreamPools } from './proxy/upstreams.js'
 import type { RolloutController } from './rollout/controller.js'
+import type { ReplicaSlot } from './rollout/replica-link.js'
 import { createRegistry } from './stats/metrics.js'
 import { AuditLog } from './state/audit-log.js'
 import { FileStateStore } from './state/file-store.js'
+import { createRedisBackend, type RedisBackend } from './state/redis-backend.js'
 import type { StateStore } from './state/store.js'
 
 export interface AppDeps {
@@ -60,7 +63,9 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const random = deps.random ?? systemRandom
   const log = deps.log ?? createLogger(config.log.level)
   const pools = new UpstreamPools({ connectTimeoutMs: config.routing.connectTimeoutMs })
-  const store = deps.store ?? new FileStateStore(config.state.file)
+  // state.redis: one rollout shared by every replica; else this process's own state file.
+  const redis = deps.store === undefined && config.state.redis !== null ? sharedBackend(config, log) : null
+  const store = deps.store ?? redis?.store ?? new FileStateStore(config.state.file)
   const audit = new AuditLog(config.audit.file)
   await audit.open()
   warnWithoutChecks(config, log)
@@ -68,9 +73,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   events.subscribe((event) => recordTransition(event, audit, log))
   let plane: ControlPlane
   try {
-    plane = await buildControlPlane({ config, clock, store, pools, log, events })
+    plane = await buildControlPlane({ config, clock, store, pools, log, events, ...(redis === null ? {} : { shared: sharedState(redis) }) })
   } catch (error) {
     await audit.close()
+    await redis?.close()
     throw error
   }
   const { controller, backends, analysis, status } = plane
@@ -91,7 +97,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     phase: () => controller.state.phase,
     rollbacks: () => controller.rollbacks,
     internalErrors: () => faults.internalErrors,
-    persistFailures: () => controller.persister.failures,
+    persistFailures: () => controller.authority.failures,
+    stateBackendUp: () => (controller.authority.view().up ? 1 : 0),
     windowFigures: (side) => {
       const f = plane.figures()[side]
       return { errorRate: f.errorRate, requests: f.requests, p50Seconds: f.p50Ms === null ? null : f.p50Ms / 1000, p99Seconds: f.p99Ms === null ? null : f.p99Ms / 1000 }
@@ -99,7 +106,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   })
   const control: RolloutControl = {
     status,
-    events: () => audit.recent(),
+    // Among replicas the audit trail is the shared stream; this process's file holds what it wrote itself.
+    events: redis === null ? () => audit.recent() : () => sharedEvents(redis),
     async act(event, actor) {
       const result = await controller.act(event, actor)
       return result.ok ? { ok: true, status: status() } : result
@@ -163,6 +171,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         for (const socket of upgraded) socket.destroy()
         controller.stopTimers()
         await controller.flush()
+        await redis?.close()
         await audit.close()
         await admin.close()
         // Closing the pools waits for upstream requests still running; only
@@ -173,6 +182,26 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       })()
       return closing
     },
+  }
+}
+
+/** The Redis parts of state.redis; it never waits for Redis (a replica starts and routes without it). */
+function sharedBackend(config: Config, log: Logger): RedisBackend<ReplicaSlot> {
+  return createRedisBackend<ReplicaSlot>(config, {
+    onError: (error) => log.warn({ err: error }, `state.redis: ${error.message}`),
+    onUpChange: (up) => (up ? log.info('state.redis: connected') : log.warn('state.redis: unreachable; routing on the last state known')),
+  })
+}
+
+function sharedState(redis: RedisBackend<ReplicaSlot>): SharedState {
+  return { replica: redis.replica, store: redis.store, lease: redis.lease, windows: redis.windows, up: () => redis.backendUp() === 1, ready: (ms) => redis.ready(ms) }
+}
+
+async function sharedEvents(redis: RedisBackend<ReplicaSlot>): Promise<readonly EventView[]> {
+  try {
+    return await redis.audit.recent()
+  } catch (error) {
+    throw new CanaryProxyError('CPX_ERR_ADMIN_UNAVAILABLE', { detail: `the shared audit trail (${redis.audit.name}) cannot be read: ${(error as Error).message}` })
   }
 }
 

@@ -18,8 +18,8 @@ export interface RolloutControl {
   status(): StatusView
   /** Resolves once the change is durable; rejects when it is applied but could not be saved. */
   act(event: OperatorEvent, actor: string): Promise<{ readonly ok: true; readonly status: StatusView } | { readonly ok: false; readonly conflict: string }>
-  /** The recent audit events, oldest first. */
-  events(): readonly EventView[]
+  /** The recent audit events, oldest first (from a shared store: a promise, rejected with a coded error when it cannot be read). */
+  events(): readonly EventView[] | Promise<readonly EventView[]>
 }
 
 export interface AdminDeps {
@@ -102,7 +102,7 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
     reply.header('referrer-policy', 'no-referrer')
   })
   app.get('/api/v1/events', { schema: { response: { 200: EventsViewSchema } } }, async (request) => {
-    const events = control.events()
+    const events = await control.events()
     const raw = (request.query as Record<string, unknown>).limit
     if (raw === undefined) return { events }
     const limit = typeof raw === 'string' && /^[0-9]+$/.test(raw) ? Number(raw) : Number.NaN
@@ -142,6 +142,8 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
         try {
           result = await control.act(action, actors.get(request) ?? 'admin')
         } catch (error) {
+          // A shared state that cannot be reached refuses the change (nothing applied) and says so; a state file that cannot be written keeps it applied.
+          if ((error as { code?: unknown }).code === 'CPX_ERR_ADMIN_UNAVAILABLE') return sendError(reply, 'CPX_ERR_ADMIN_UNAVAILABLE', (error as Error).message)
           return sendError(reply, 'CPX_ERR_ADMIN_UNAVAILABLE', `the change is applied but the state could not be saved, so it would not survive a restart: ${(error as Error).message}`)
         }
         if (!result.ok) return sendError(reply, 'CPX_ERR_ADMIN_CONFLICT', result.conflict)

@@ -1,10 +1,15 @@
 /** The status view (GET /api/v1/status, the stream, the CLI): the rollout state and the window figures as the wire schema says. */
-import type { SideView, StatusView } from '../api/wire.js'
+import type { SideView, StateBackendView, StatusView } from '../api/wire.js'
 import { isEnded } from '../core/phases.js'
 import type { RolloutSettings, RolloutState } from '../rollout/phase.js'
 import type { SideSummary } from '../stats/side-stats.js'
 
-export function statusView(s: RolloutState, settings: RolloutSettings, figures: { readonly stable: SideSummary; readonly canary: SideSummary }): StatusView {
+export function statusView(
+  s: RolloutState,
+  settings: RolloutSettings,
+  figures: { readonly stable: SideSummary; readonly canary: SideSummary },
+  stateBackend?: StateBackendView,
+): StatusView {
   const side = (url: string, f: SideSummary): SideView => ({ url, requests: f.requests, errors: f.errors, errorRate: f.errorRate, p50Ms: f.p50Ms, p99Ms: f.p99Ms })
   let stepStartedAt: number | null = null
   let stepEndsAt: number | null = null
@@ -29,6 +34,7 @@ export function statusView(s: RolloutState, settings: RolloutSettings, figures: 
     stepStartedAt: stepStartedAt === null ? null : iso(stepStartedAt),
     stepEndsAt: stepEndsAt === null ? null : iso(stepEndsAt),
     generation: s.generation,
+    ...(stateBackend === undefined ? {} : { stateBackend }),
   }
 }
 

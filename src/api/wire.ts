@@ -50,6 +50,20 @@ export const DecisionViewSchema = Type.Object(
   { additionalProperties: true },
 )
 
+export const StateBackendViewSchema = Type.Object(
+  {
+    kind: Type.String({ description: 'where the rollout state lives: file, memory or redis' }),
+    up: Type.Boolean({ description: 'the store was reachable at the last attempt (canary_proxy_state_backend_up)' }),
+    role: Type.Union([Type.Literal('single'), Type.Literal('leader'), Type.Literal('follower')], {
+      description: 'single: one process decides; leader / follower among replicas sharing the state (state.redis)',
+    }),
+    leader: nullable(Type.String({ description: 'the replica holding the lease, when known' })),
+    replica: nullable(Type.String({ description: "this replica's id" })),
+    replicas: Type.Optional(Type.Integer({ minimum: 1, description: 'replicas that published the last window slot, this one included' })),
+  },
+  { additionalProperties: true },
+)
+
 export const StatusViewSchema = Type.Object(
   {
     phase: PhaseSchema,
@@ -63,6 +77,7 @@ export const StatusViewSchema = Type.Object(
     stepStartedAt: nullable(isoTime),
     stepEndsAt: nullable(isoTime),
     generation: Type.Integer({ minimum: 0, description: 'counts rollouts started' }),
+    stateBackend: Type.Optional(StateBackendViewSchema),
   },
   { additionalProperties: true },
 )
@@ -94,5 +109,6 @@ export type SideView = Static<typeof SideViewSchema>
 export type FindingView = Static<typeof FindingSchema>
 export type DecisionView = Static<typeof DecisionViewSchema>
 export type StatusView = Static<typeof StatusViewSchema>
+export type StateBackendView = Static<typeof StateBackendViewSchema>
 export type EventView = Static<typeof EventViewSchema>
 export type ErrorBody = Static<typeof ErrorBodySchema>

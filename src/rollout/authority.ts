@@ -7,6 +7,7 @@
  * the effects the same way under either.
  */
 import type { Logger } from 'pino'
+import type { StateBackendView } from '../api/wire.js'
 import type { Clock } from '../core/clock.js'
 import type { EventFeed } from '../events/feed.js'
 import type { StateStore } from '../state/store.js'
@@ -14,6 +15,8 @@ import { restore, type Accepted, type TransitionResult } from './machine.js'
 import { Persister } from './persister.js'
 import type { RolloutConfig } from './ports.js'
 import type { RolloutState } from './phase.js'
+
+export type { StateBackendView } from '../api/wire.js'
 
 /** What an authority drives: the controller's current state, its config, and its effect interpreter. */
 export interface AuthorityHost {
@@ -25,20 +28,6 @@ export interface AuthorityHost {
 
 /** Where a transition comes from: an operator (admin API), the gate, or the config (start-up, SIGHUP). */
 export type Origin = 'operator' | 'analysis' | 'config'
-
-/** The status's `stateBackend` and the `canary_proxy_state_backend_up` gauge. */
-export interface StateBackendView {
-  /** file, memory or redis. */
-  readonly kind: string
-  /** The store was reachable at the last attempt (Redis: both connections up). */
-  readonly up: boolean
-  /** single: the one process decides; leader / follower among replicas sharing the state. */
-  readonly role: 'single' | 'leader' | 'follower'
-  /** The replica holding the lease, when known (null for a single process). */
-  readonly leader: string | null
-  /** This replica's id (null for a single process). */
-  readonly replica: string | null
-}
 
 export interface Authority {
   /** Loads the stored state, makes the start-up transition from it (restore, reconcile with the config) and applies it. */
@@ -57,6 +46,7 @@ export interface Authority {
   tick(): void
   /** Failed writes of the state so far (canary_proxy_state_persist_failures_total). */
   readonly failures: number
+  /** The status's `stateBackend` (and canary_proxy_state_backend_up). */
   view(): StateBackendView
   /** Waits for the last write (retrying one that failed), gives up any lease, and closes the store. */
   flush(): Promise<void>

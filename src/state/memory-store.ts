@@ -4,6 +4,7 @@
  * feed and lease expiry, so tests and simulations exercise the real contract.
  */
 import type { Clock } from '../core/clock.js'
+import type { AuditRecord } from '../events/feed.js'
 import type { RolloutState } from '../rollout/phase.js'
 import type { Lease, LeaseGrant, LoadResult, SaveResult, StateStore, StoredChange } from './store.js'
 
@@ -14,6 +15,8 @@ export class MemoryBacking {
   fence: number | null = null
   lease: LeaseGrant | null = null
   lastToken = 0
+  /** The audit records saves carried, oldest first (as a shared audit trail keeps them). */
+  readonly audit: AuditRecord[] = []
   readonly watchers = new Set<{ owner: MemoryStateStore; listener: (change: StoredChange) => void }>()
 }
 
@@ -33,18 +36,19 @@ export class MemoryStateStore implements StateStore {
     return b.state === null ? { kind: 'empty', version: 0 } : { kind: 'loaded', state: structuredClone(b.state), version: b.version }
   }
 
-  async save(state: RolloutState, expected: number, fence: number | null = null): Promise<SaveResult> {
+  async save(state: RolloutState, expected: number, fence: number | null = null, audit: readonly AuditRecord[] = []): Promise<SaveResult> {
     const failure = this.failNext
     if (failure !== null) {
       this.failNext = null
       throw failure
     }
     const b = this.backing
-    if (fence !== null && b.fence !== null && fence < b.fence) return { ok: false, reason: 'fenced', version: b.version }
+    if (fence !== null && ((b.fence !== null && fence < b.fence) || fence < b.lastToken)) return { ok: false, reason: 'fenced', version: b.version }
     if (b.version !== expected) return { ok: false, reason: 'conflict', version: b.version }
     b.state = structuredClone(state)
     b.version = expected + 1
     if (fence !== null) b.fence = fence
+    b.audit.push(...audit)
     const change = { state: structuredClone(state), version: b.version }
     for (const watcher of b.watchers) if (watcher.owner !== this) watcher.listener(change)
     return { ok: true, version: b.version }
@@ -92,5 +96,10 @@ export class MemoryLease implements Lease {
   async release(grant: LeaseGrant): Promise<void> {
     const b = this.#backing
     if (b.lease !== null && b.lease.token === grant.token) b.lease = null
+  }
+
+  async holder(): Promise<string | null> {
+    const b = this.#backing
+    return b.lease !== null && b.lease.expiresAt > this.#clock.now() ? b.lease.holder : null
   }
 }

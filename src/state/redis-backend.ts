@@ -68,7 +68,7 @@ export function createRedisBackend<D = unknown>(config: RedisBackendConfig, opti
     ...pick(options, ['commandTimeoutMs', 'connectTimeoutMs', 'maxReconnectDelayMs', 'clock', 'random', 'onUpChange']),
   })
   const clock = options.clock === undefined ? {} : { clock: options.clock }
-  const store = new RedisStateStore(connection, { prefix, origin: replica, onError, ...clock })
+  const store = new RedisStateStore(connection, { prefix, origin: replica, onError, auditKey: `${prefix}:audit`, ...clock })
   const lease = new RedisLease(connection, { prefix, ttlMs: options.leaseTtlMs ?? Math.max(3 * intervalMs, 1000), ...clock })
   const audit = new RedisAuditTrail(connection, { key: `${prefix}:audit`, replica })
   const windows = new RedisWindows<D>(connection, { prefix, replica, ttlMs: options.windowTtlMs ?? windowMs + 2 * intervalMs, onError, ...clock })

@@ -77,8 +77,10 @@ export class RedisLease implements Lease {
   readonly #acquire: RedisScript
   readonly #renew: RedisScript
   readonly #release: RedisScript
+  readonly #connection: RedisConnection
 
   constructor(connection: RedisConnection, options: RedisLeaseOptions) {
+    this.#connection = connection
     if (!(Number.isInteger(options.ttlMs) && options.ttlMs > 0)) throw new Error(`lease ttl must be a whole number of ms > 0 (got ${options.ttlMs})`)
     this.ttlMs = options.ttlMs
     this.#keys = leaseKeys(options.prefix)
@@ -105,6 +107,12 @@ export class RedisLease implements Lease {
 
   async release(grant: LeaseGrant): Promise<void> {
     await this.#release([this.#keys.lease], [value(grant)])
+  }
+
+  async holder(): Promise<string | null> {
+    const current = await this.#connection.run((c) => c.get(this.#keys.lease))
+    const match = current === null ? null : /^\d+ (.+)$/.exec(current)
+    return match?.[1] ?? null
   }
 }
 

@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { systemClock, type Clock } from '../core/clock.js'
+import type { AuditRecord } from '../events/feed.js'
 import type { RolloutState } from '../rollout/phase.js'
 import { decodeState, encodeState } from './codec.js'
 import { defineScript, type RedisConnection, type RedisScript } from './redis-connection.js'
@@ -36,8 +37,9 @@ export function stateKeys(prefix: string) {
   }
 }
 
-// KEYS: state, lease token. ARGV: expected revision, fence ('' for none), document, channel, origin,
-// a fresh epoch (used when the store was empty).
+// KEYS: state, lease token, audit stream. ARGV: expected revision, fence ('' for none), document, channel, origin,
+// a fresh epoch (used when the store was empty), the stream's MAXLEN, then the transition's audit events (JSON),
+// appended in the same step: a transition is in the shared audit trail exactly when it is stored.
 // Fenced before conflict: a stale leader is told it is stale even when its version is right.
 const SAVE = `
 local function num(v) if v then return tonumber(v) end return nil end
@@ -62,6 +64,9 @@ if revision == 0 or not epoch then epoch = ARGV[6] end
 redis.call('HSET', KEYS[1], 'revision', saved, 'doc', ARGV[3], 'epoch', epoch)
 if token then redis.call('HSET', KEYS[1], 'fence', string.format('%d', token)) end
 redis.call('HDEL', KEYS[1], 'keptAs')
+for i = 8, #ARGV do
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'event', ARGV[i], 'replica', ARGV[5])
+end
 redis.call('PUBLISH', ARGV[4], 'change ' .. ARGV[5] .. ' ' .. saved .. ' ' .. epoch .. '\\n' .. ARGV[3])
 return {'ok', revision + 1, epoch}
 `
@@ -97,6 +102,10 @@ export interface RedisStateStoreOptions {
   /** This instance's id in change messages (its own are not reported to it); default a random UUID. */
   readonly origin?: string
   readonly clock?: Pick<Clock, 'now'>
+  /** The audit stream saves append their transition's records to (createRedisBackend: `<prefix>:audit`, RedisAuditTrail's key); without it they are not kept. */
+  readonly auditKey?: string
+  /** About this many audit entries are kept (MAXLEN ~); default 10,000, as RedisAuditTrail. */
+  readonly auditMaxLength?: number
   /** A watch listener threw, or a change could not be read; the store goes on. */
   readonly onError?: (error: Error) => void
 }
@@ -121,6 +130,8 @@ export class RedisStateStore implements StateStore {
   readonly #clock: Pick<Clock, 'now'>
   readonly #onError: (error: Error) => void
   readonly #save: RedisScript
+  readonly #auditKey: string | null
+  readonly #auditMaxLength: number
   readonly #keepDocument: RedisScript
   readonly #keepKey: RedisScript
   readonly #listeners = new Set<(change: StoredChange) => void>()
@@ -145,7 +156,9 @@ export class RedisStateStore implements StateStore {
     this.origin = options.origin ?? randomUUID()
     this.#clock = options.clock ?? systemClock
     this.#onError = options.onError ?? (() => {})
-    this.#save = defineScript(connection, 'cpxStateSave', 2, SAVE)
+    this.#save = defineScript(connection, 'cpxStateSave', 3, SAVE)
+    this.#auditKey = options.auditKey ?? null
+    this.#auditMaxLength = options.auditMaxLength ?? 10_000
     this.#keepDocument = defineScript(connection, 'cpxStateKeepDocument', 2, KEEP_DOCUMENT)
     this.#keepKey = defineScript(connection, 'cpxStateKeepKey', 2, KEEP_KEY)
     this.#subscribed = new Promise((resolve) => (this.#markSubscribed = resolve))
@@ -202,10 +215,12 @@ export class RedisStateStore implements StateStore {
     throw new Error(`${this.name} changed under every read; another program is writing it`)
   }
 
-  async save(state: RolloutState, expected: number, fence: number | null = null): Promise<SaveResult> {
+  async save(state: RolloutState, expected: number, fence: number | null = null, audit: readonly AuditRecord[] = []): Promise<SaveResult> {
     const doc = encodeState(state, expected + 1, fence)
-    const args = [expected, fence ?? '', doc, this.#keys.channel, this.origin, randomUUID()]
-    const [outcome, version, epoch] = (await this.#save([this.#keys.state, this.#keys.leaseToken], args)) as [string, number, string | undefined]
+    const events = this.#auditKey === null ? [] : audit.map((record) => JSON.stringify({ ...record, at: new Date(record.at).toISOString() }))
+    const args = [expected, fence ?? '', doc, this.#keys.channel, this.origin, randomUUID(), this.#auditMaxLength, ...events]
+    const keys = [this.#keys.state, this.#keys.leaseToken, this.#auditKey ?? `${this.#keys.state}:no-audit`]
+    const [outcome, version, epoch] = (await this.#save(keys, args)) as [string, number, string | undefined]
     if (outcome === 'ok') {
       this.#noteKnown(epoch ?? null, version)
       return { ok: true, version }

@@ -4,6 +4,7 @@
  * Lease with a fencing token. One contract, several stores (file, memory,
  * Redis), one conformance suite (test/conformance/state-store.ts).
  */
+import type { AuditRecord } from '../events/feed.js'
 import type { RolloutState } from '../rollout/phase.js'
 
 export type LoadResult =
@@ -40,8 +41,11 @@ export interface StateStore {
    * `expected`; with a `fence` (a lease token), refused when a newer token has
    * written. Resolves once durable. Rejects on an I/O failure: then nothing is
    * known of the write, and the caller saves again with the same `expected`.
+   * `audit`: the records of this transition, appended to a shared audit trail
+   * in the same atomic step by stores that keep one (Redis), so a transition
+   * is recorded exactly when it is stored; other stores ignore them.
    */
-  save(state: RolloutState, expected: number, fence?: number | null): Promise<SaveResult>
+  save(state: RolloutState, expected: number, fence?: number | null, audit?: readonly AuditRecord[]): Promise<SaveResult>
   /**
    * Calls `listener` with each change saved through another instance of the
    * store (another replica), newest last; returns the unsubscribe function.
@@ -67,6 +71,8 @@ export interface Lease {
   /** Extends the grant; null when it was lost (expired and taken, or released). */
   renew(grant: LeaseGrant): Promise<LeaseGrant | null>
   release(grant: LeaseGrant): Promise<void>
+  /** Who holds an unexpired lease now (null: nobody), for the status; optional. */
+  holder?(): Promise<string | null>
 }
 
 /** The lease of a single process: always its own, token 1 (the file store needs no leader election). */

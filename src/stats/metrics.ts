@@ -12,6 +12,8 @@ export interface MetricsSource {
   rollbacks(): number
   internalErrors(): number
   persistFailures(): number
+  /** 1 while the state store is reachable (Redis: both connections up; a file: the last save landed), else 0. */
+  stateBackendUp?(): number
   /** Current window figures per side, computed when scraped. */
   windowFigures(side: SideName): { errorRate: number; p50Seconds: number | null; p99Seconds: number | null; requests: number }
 }
@@ -120,6 +122,11 @@ export function createRegistry(source: MetricsSource): Registry {
     ),
   )
   add(new ScrapeTimeMetric('canary_proxy_internal_errors_total', 'Replies the proxy generated for its own faults (never charged to a side).', 'counter', () => [{ labels: {}, value: source.internalErrors() }]))
+  add(
+    new ScrapeTimeMetric('canary_proxy_state_backend_up', 'Whether the rollout state store is reachable (1) or not (0); while it is not, routing stays on the last state known.', 'gauge', () => [
+      { labels: {}, value: source.stateBackendUp?.() ?? 1 },
+    ]),
+  )
   add(new ScrapeTimeMetric('canary_proxy_state_persist_failures_total', 'Failed writes of the rollout state file.', 'counter', () => [{ labels: {}, value: source.persistFailures() }]))
   return registry
 }

@@ -9,6 +9,9 @@ import { substituteEnv } from './env.js'
 import { keyPath, type ConfigIssue } from './issues.js'
 import { ConfigSchema, type Config, type RawConfig } from './schema.js'
 
+/** analysis.falseRollbackRate when neither it nor its deprecated alias analysis.confidence is set. */
+export const DEFAULT_FALSE_ROLLBACK_RATE = 0.001
+
 export type ConfigResult = Result<Config, readonly ConfigIssue[]>
 type Env = Readonly<Record<string, string | undefined>>
 
@@ -234,6 +237,9 @@ function semanticIssues(data: Record<string, unknown>): ConfigIssue[] {
   if (interval === 0) issues.push({ path: 'analysis.interval', message: 'must be greater than 0' })
   if (window === 0) issues.push({ path: 'analysis.window', message: 'must be greater than 0' })
   else if (window !== null && interval !== null && window < interval) issues.push({ path: 'analysis.window', message: `must be at least analysis.interval (${String(analysis.interval)})` })
+  if (typeof analysis.confidence === 'number' && typeof analysis.falseRollbackRate === 'number') {
+    issues.push({ path: 'analysis.confidence', message: 'is the deprecated alias of analysis.falseRollbackRate (read as 1 - confidence); set only analysis.falseRollbackRate' })
+  }
   const routing = section('routing')
   for (const key of ['connectTimeout', 'responseTimeout']) {
     if (ms(routing[key]) === 0) issues.push({ path: `routing.${key}`, message: 'must be greater than 0' })
@@ -290,7 +296,8 @@ function resolve(raw: RawConfig): Config {
       maxP99Ms: a.maxP99 === undefined ? null : ms(a.maxP99),
       maxP99Ratio: a.maxP99Ratio ?? null,
       minP99DeltaMs: ms(a.minP99Delta),
-      confidence: a.confidence,
+      falseRollbackRate: a.falseRollbackRate ?? (a.confidence === undefined ? DEFAULT_FALSE_ROLLBACK_RATE : 1 - a.confidence),
+      confidence: a.confidence ?? 1 - (a.falseRollbackRate ?? DEFAULT_FALSE_ROLLBACK_RATE),
     },
     state: { file: raw.state.file, redis: raw.state.redis ?? null },
     audit: { file: raw.audit.file },

@@ -69,15 +69,19 @@ export const ConfigSchema = Type.Object(
       maxP99Ratio: Type.Optional(Type.Number({ minimum: 1 })),
       minP99Delta: duration('5ms'),
       /**
-       * One-sided confidence that a breach is real before it rolls back (the
-       * moment it is, at once); a breach not yet conclusive holds the step.
-       * 0.5 compares the observed figures with the thresholds as they are,
-       * which at low traffic rolls back almost every healthy canary with a
-       * little background noise. The gate looks again every interval, so each
-       * look's chance of a false alarm adds up over a rollout: 0.999 keeps it
-       * near 1 in 1,000 rollouts, 0.99 near 1 in 100 (bench/RESULTS.md).
+       * Bound on the chance that a healthy canary (at or under every
+       * threshold) is ever rolled back in one rollout, however often the gate
+       * looks: the checks' sequential tests share it (analysis/alpha.ts).
+       * Default 0.001 (resolved in load.ts, so that the deprecated alias below
+       * can stand in for it).
        */
-      confidence: Type.Number({ minimum: 0.5, exclusiveMaximum: 1, default: 0.999 }),
+      falseRollbackRate: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 0.5 })),
+      /**
+       * Deprecated alias: read as falseRollbackRate = 1 - confidence (0.999 is
+       * the old default and 1 in 1,000, which is what both said they meant).
+       * Setting both is an error.
+       */
+      confidence: Type.Optional(Type.Number({ minimum: 0.5, exclusiveMaximum: 1 })),
     }),
     state: section({
       file: Type.String({ minLength: 1, default: 'data/state.json' }),
@@ -138,5 +142,8 @@ export interface AnalysisConfig {
   readonly maxP99Ms: number | null
   readonly maxP99Ratio: number | null
   readonly minP99DeltaMs: number
+  /** analysis.falseRollbackRate (or 1 - the deprecated analysis.confidence); default 0.001. */
+  readonly falseRollbackRate: number
+  /** Per-look confidence of the fixed-sample gate (rollout/gate.ts) until the sequential checks replace it: 1 - falseRollbackRate unless set. */
   readonly confidence: number
 }

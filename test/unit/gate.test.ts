@@ -12,6 +12,7 @@ const analysis: AnalysisConfig = {
   maxP99Ms: 500,
   maxP99Ratio: 1.5,
   minP99DeltaMs: 5,
+  falseRollbackRate: 0.01,
   confidence: 0.99,
 }
 const settings = (over: Partial<AnalysisConfig> = {}): GateSettings => ({ ...analysis, ...over })

@@ -1,0 +1,251 @@
+/** The latency ladder: the bounds the latency checks count slow responses against, the stable reference they follow, and the per-slot tally of slow responses the checks read. */
+import type { WindowView } from './check.js'
+
+/*
+ * maxP99Ratio compares the TAILS of the two sides' latency distributions,
+ * live, over the same slots: for a stable bound b and the canary bound
+ * g(b) = max(ratio x b, b + minP99Delta), the null is "a canary response is
+ * no more likely to be slower than g(b) than a stable response is to be
+ * slower than b", at every moment. At b = stable's p99 that is exactly
+ * "canary p99 <= g(stable p99)"; at 2x and 4x stable's p99 it is the same
+ * statement one step further into the tail (p99.9, p99.99 for an exponential
+ * tail). The share test (sequential.ts) on the labels of the slow responses
+ * tests it, so a host stall, which slows both sides at once, cancels out.
+ *
+ *   rung   stable bound b        canary bound g(b)        weight in the mixture
+ *   0      reference             g(reference)             1/2   whole distribution slower (x3)
+ *   1      2 x reference         g(2 x reference)         1/4   a slower tail (1% of requests +500ms:
+ *   2      4 x reference         g(4 x reference)         1/4   p99 sits on the knife edge, p99.9 does not)
+ *
+ * The reference is stable's p99 over the window without its worst slot
+ * (robustQuantileUs), so one stall does not lift every rung for a whole
+ * window and blind the check, as a plain p99 did (issue 9: latency x3 took
+ * 14-29 s in 3 of 10 runs).
+ *
+ * A bound must be fixed before the responses counted against it are seen,
+ * or the test is no longer a supermartingale: each window slot is counted
+ * against the ladder chosen when that slot began (from the data before it),
+ * when it closes (LatencyTallyRing). The data plane is not involved: the
+ * counts come from the slot's own histograms.
+ */
+
+export interface Rung {
+  /** Stable responses slower than this (us) are slow. */
+  readonly stableUs: number
+  /** Canary responses slower than this (us) are slow. */
+  readonly canaryUs: number
+}
+
+export interface Ladder {
+  /** maxP99's bound, the same on both sides; null when maxP99 is off. */
+  readonly absolute: Rung | null
+  /** maxP99Ratio's rungs (RATIO_RUNGS), from the stable reference; null while there is none, or when the check is off. */
+  readonly ratio: readonly Rung[] | null
+  /** The stable reference the ratio rungs were set from (us), or null. */
+  readonly referenceUs: number | null
+}
+
+export const RATIO_RUNGS: readonly { readonly multiple: number; readonly weight: number }[] = [
+  { multiple: 1, weight: 0.5 },
+  { multiple: 2, weight: 0.25 },
+  { multiple: 4, weight: 0.25 },
+]
+
+export const NO_LADDER: Ladder = { absolute: null, ratio: null, referenceUs: null }
+
+/** Fewer stable responses in the window than this, and there is no reference (a p99 needs ~100 to mean anything). */
+export const REFERENCE_MIN_RESPONSES = 100
+
+export interface LadderSettings {
+  readonly maxP99Ms: number | null
+  readonly maxP99Ratio: number | null
+  readonly minP99DeltaMs: number
+}
+
+/** The canary bound that corresponds to a stable bound: max(ratio x b, b + minP99Delta). */
+export function canaryBoundUs(stableUs: number, ratio: number, minDeltaUs: number): number {
+  return Math.max(stableUs * ratio, stableUs + minDeltaUs)
+}
+
+/** The ladder for a slot that begins now, given stable's reference p99 (us) measured before it. */
+export function ladderFor(settings: LadderSettings, referenceUs: number | null): Ladder {
+  const absolute = settings.maxP99Ms === null ? null : { stableUs: settings.maxP99Ms * 1000, canaryUs: settings.maxP99Ms * 1000 }
+  const ratio = settings.maxP99Ratio
+  const usable = referenceUs !== null && Number.isFinite(referenceUs) && referenceUs > 0 ? referenceUs : null
+  if (ratio === null || usable === null) return { absolute, ratio: null, referenceUs: ratio === null ? null : usable }
+  const deltaUs = settings.minP99DeltaMs * 1000
+  return {
+    absolute,
+    ratio: RATIO_RUNGS.map((r) => ({ stableUs: usable * r.multiple, canaryUs: canaryBoundUs(usable * r.multiple, ratio, deltaUs) })),
+    referenceUs: usable,
+  }
+}
+
+/**
+ * The latency at quantile q over the window without its worst slot (the one
+ * holding the most responses slower than the answer), in us; null under
+ * REFERENCE_MIN_RESPONSES responses. A stall that slowed one slot's responses
+ * then moves the reference little. Found by bisection on a log scale between
+ * the median and the maximum (14 halvings: 0.1% of the range's log, below the
+ * histogram's own resolution).
+ */
+export function robustQuantileUs(view: WindowView, q = 0.99): number | null {
+  if (view.latencyCount < REFERENCE_MIN_RESPONSES) return null
+  const plain = view.quantileUs(q)
+  const low = view.quantileUs(0.5)
+  const high = view.quantileUs(1)
+  if (plain === null || low === null || high === null) return plain
+  const tail = 1 - q
+  const fits = (us: number): boolean => {
+    const worst = view.slowestSlot(us)
+    const rest = view.latencyCount - worst.count
+    if (rest <= 0) return true
+    return view.countAbove(us) - worst.above <= tail * rest
+  }
+  if (fits(low)) return low
+  let lo = Math.log(Math.max(1, low))
+  let hi = Math.log(Math.max(1, high))
+  for (let i = 0; i < 14; i++) {
+    const mid = (lo + hi) / 2
+    if (fits(Math.exp(mid))) hi = mid
+    else lo = mid
+  }
+  return Math.min(plain, Math.exp(hi))
+}
+
+/** What a tally needs of one slot's latencies on one side: the responses measured, and how many were slower than a bound. */
+export interface LatencySample {
+  readonly count: number
+  above(us: number): number
+}
+
+export interface SideSlow {
+  /** Responses with a latency. */
+  readonly measured: number
+  /** Responses slower than each rung's bound for this side. */
+  readonly slow: readonly number[]
+}
+
+export interface PairTally {
+  readonly stable: SideSlow
+  readonly canary: SideSlow
+}
+
+export interface FamilyTally {
+  /** Since the step began (slots that had no such rungs are not in it). */
+  readonly step: PairTally
+  /** The window's slots, oldest first, the current one last: for the worst-slot rule. */
+  readonly slots: readonly PairTally[]
+}
+
+/** What the latency checks read (GateInput.latency). */
+export interface LatencyTally {
+  /** The ladder in force now (for the words). */
+  readonly ladder: Ladder
+  readonly absolute: FamilyTally | null
+  readonly ratio: FamilyTally | null
+}
+
+interface SlotRecord {
+  readonly absolute: PairTally | null
+  readonly ratio: PairTally | null
+}
+
+function count(sample: LatencySample, bounds: readonly number[]): SideSlow {
+  return { measured: sample.count, slow: bounds.map((us) => (sample.count === 0 ? 0 : sample.above(us))) }
+}
+
+function pair(stable: LatencySample, canary: LatencySample, rungs: readonly Rung[]): PairTally {
+  return { stable: count(stable, rungs.map((r) => r.stableUs)), canary: count(canary, rungs.map((r) => r.canaryUs)) }
+}
+
+function addSide(a: SideSlow, b: SideSlow): SideSlow {
+  return { measured: a.measured + b.measured, slow: a.slow.map((v, i) => v + (b.slow[i] ?? 0)) }
+}
+
+export function addPair(a: PairTally, b: PairTally): PairTally {
+  return { stable: addSide(a.stable, b.stable), canary: addSide(a.canary, b.canary) }
+}
+
+export function subtractPair(a: PairTally, b: PairTally): PairTally {
+  const sub = (x: SideSlow, y: SideSlow): SideSlow => ({ measured: Math.max(0, x.measured - y.measured), slow: x.slow.map((v, i) => Math.max(0, v - (y.slow[i] ?? 0))) })
+  return { stable: sub(a.stable, b.stable), canary: sub(a.canary, b.canary) }
+}
+
+/**
+ * The step's slow-response counts, slot by slot, each slot against the
+ * ladder chosen when it began. The owner of the window drives it:
+ *
+ *     at each slot boundary:  ring.close(stableSlot, canarySlot)      the slot that ends, final
+ *                             ring.open(ladderFor(settings, robustQuantileUs(stableWindow)))
+ *     at a weight change:     ring.restart()                          the step's counts start again
+ *     at a look:              input.latency = ring.view(stableCurrent, canaryCurrent)
+ *
+ * The ladder survives restart(): the first slot of a step is counted against
+ * the reference of the step before (data from before it: still a fixed bound).
+ * Control plane only: a slot costs a few histogram reads per rung when it
+ * closes; the hot path is not touched.
+ */
+export class LatencyTallyRing {
+  readonly #keep: number
+  #ladder: Ladder
+  #closed: SlotRecord[] = []
+  #absolute: PairTally | null = null
+  #ratio: PairTally | null = null
+
+  /** `windowSlots`: slots in the analysis window (the worst-slot rule looks at those). */
+  constructor(windowSlots: number, ladder: Ladder = NO_LADDER) {
+    this.#keep = Math.max(0, windowSlots - 1)
+    this.#ladder = ladder
+  }
+
+  get ladder(): Ladder {
+    return this.#ladder
+  }
+
+  /** The slot that begins now is counted against `ladder`. */
+  open(ladder: Ladder): void {
+    this.#ladder = ladder
+  }
+
+  /** The current slot is over: its final samples, counted against the ladder it began with. */
+  close(stable: LatencySample, canary: LatencySample): void {
+    const record = this.#record(stable, canary)
+    if (record.absolute !== null) this.#absolute = this.#absolute === null ? record.absolute : addPair(this.#absolute, record.absolute)
+    if (record.ratio !== null) this.#ratio = this.#ratio === null ? record.ratio : addPair(this.#ratio, record.ratio)
+    this.#closed.push(record)
+    if (this.#closed.length > this.#keep) this.#closed.shift()
+  }
+
+  /** A new step: its counts start from nothing; the ladder stays. */
+  restart(): void {
+    this.#closed = []
+    this.#absolute = null
+    this.#ratio = null
+  }
+
+  /** The step so far, with the current slot counted from its partial samples. */
+  view(stable: LatencySample, canary: LatencySample): LatencyTally {
+    const current = this.#record(stable, canary)
+    const family = (total: PairTally | null, now: PairTally | null, pick: (r: SlotRecord) => PairTally | null): FamilyTally | null => {
+      const step = total === null ? now : now === null ? total : addPair(total, now)
+      if (step === null) return null
+      const slots: PairTally[] = []
+      for (const r of [...this.#closed, current]) {
+        const p = pick(r)
+        if (p !== null) slots.push(p)
+      }
+      return { step, slots }
+    }
+    return {
+      ladder: this.#ladder,
+      absolute: family(this.#absolute, current.absolute, (r) => r.absolute),
+      ratio: family(this.#ratio, current.ratio, (r) => r.ratio),
+    }
+  }
+
+  #record(stable: LatencySample, canary: LatencySample): SlotRecord {
+    const l = this.#ladder
+    return { absolute: l.absolute === null ? null : pair(stable, canary, [l.absolute]), ratio: l.ratio === null ? null : pair(stable, canary, l.ratio) }
+  }
+}

@@ -193,7 +193,7 @@ export function latencyRollout(checks: readonly Check[], stages: readonly Stage[
         addInto(step.stable, ns, ss)
         counts.canary.requests += nc
         counts.stable.requests += ns
-        const tally: FamilyTally = { step: freeze(step), slots: [...closed, freeze(current)] }
+        const tally: FamilyTally = { step: freeze(step), slots: [...closed, freeze(current)], stepSlots: s + 1 }
         const latency: LatencyTally = { ladder, absolute: family === 'absolute' ? tally : null, ratio: family === 'ratio' ? tally : null }
         looks++
         const failed = failing(checks, countsGateInput(stage.weight, counts.canary, counts.stable, latency))

@@ -84,8 +84,9 @@ export function ladderFor(settings: LadderSettings, referenceUs: number | null):
 /**
  * The latency at quantile q over the window without its worst slot (the one
  * holding the most responses slower than the answer), in us; null under
- * REFERENCE_MIN_RESPONSES responses. A stall that slowed one slot's responses
- * then moves the reference little. Found by bisection on a log scale between
+ * REFERENCE_MIN_RESPONSES responses (the plain quantile when leaving the slot
+ * out would leave fewer). A stall that slowed one slot's responses then moves
+ * the reference little. Found by bisection on a log scale between
  * the median and the maximum (14 halvings: 0.1% of the range's log, below the
  * histogram's own resolution).
  */
@@ -99,7 +100,8 @@ export function robustQuantileUs(view: WindowView, q = 0.99): number | null {
   const fits = (us: number): boolean => {
     const worst = view.slowestSlot(us)
     const rest = view.latencyCount - worst.count
-    if (rest <= 0) return true
+    // One slot (or nearly all responses in one): nothing to leave out, the plain quantile it is.
+    if (rest < REFERENCE_MIN_RESPONSES) return view.countAbove(us) <= tail * view.latencyCount
     return view.countAbove(us) - worst.above <= tail * rest
   }
   if (fits(low)) return low
@@ -134,8 +136,10 @@ export interface PairTally {
 export interface FamilyTally {
   /** Since the step began (slots that had no such rungs are not in it). */
   readonly step: PairTally
-  /** The window's slots, oldest first, the current one last: for the worst-slot rule. */
+  /** The window's slots, oldest first, the current one last (zero counts where the rungs were not in force): for the worst-slot rule and the start points. */
   readonly slots: readonly PairTally[]
+  /** Slots in the step so far, the current one included: slots[i] is the step's slot number stepSlots - slots.length + i (0 = its first). */
+  readonly stepSlots: number
 }
 
 /** What the latency checks read (GateInput.latency). */
@@ -157,6 +161,11 @@ function count(sample: LatencySample, bounds: readonly number[]): SideSlow {
 
 function pair(stable: LatencySample, canary: LatencySample, rungs: readonly Rung[]): PairTally {
   return { stable: count(stable, rungs.map((r) => r.stableUs)), canary: count(canary, rungs.map((r) => r.canaryUs)) }
+}
+
+function zeroLike(p: PairTally): PairTally {
+  const zero = (x: SideSlow): SideSlow => ({ measured: 0, slow: x.slow.map(() => 0) })
+  return { stable: zero(p.stable), canary: zero(p.canary) }
 }
 
 function addSide(a: SideSlow, b: SideSlow): SideSlow {
@@ -192,6 +201,7 @@ export class LatencyTallyRing {
   #closed: SlotRecord[] = []
   #absolute: PairTally | null = null
   #ratio: PairTally | null = null
+  #closedInStep = 0
 
   /** `windowSlots`: slots in the analysis window (the worst-slot rule looks at those). */
   constructor(windowSlots: number, ladder: Ladder = NO_LADDER) {
@@ -214,6 +224,7 @@ export class LatencyTallyRing {
     if (record.absolute !== null) this.#absolute = this.#absolute === null ? record.absolute : addPair(this.#absolute, record.absolute)
     if (record.ratio !== null) this.#ratio = this.#ratio === null ? record.ratio : addPair(this.#ratio, record.ratio)
     this.#closed.push(record)
+    this.#closedInStep++
     if (this.#closed.length > this.#keep) this.#closed.shift()
   }
 
@@ -222,20 +233,18 @@ export class LatencyTallyRing {
     this.#closed = []
     this.#absolute = null
     this.#ratio = null
+    this.#closedInStep = 0
   }
 
   /** The step so far, with the current slot counted from its partial samples. */
   view(stable: LatencySample, canary: LatencySample): LatencyTally {
     const current = this.#record(stable, canary)
+    const stepSlots = this.#closedInStep + 1
     const family = (total: PairTally | null, now: PairTally | null, pick: (r: SlotRecord) => PairTally | null): FamilyTally | null => {
       const step = total === null ? now : now === null ? total : addPair(total, now)
       if (step === null) return null
-      const slots: PairTally[] = []
-      for (const r of [...this.#closed, current]) {
-        const p = pick(r)
-        if (p !== null) slots.push(p)
-      }
-      return { step, slots }
+      const zero = zeroLike(step)
+      return { step, slots: [...this.#closed, current].map((r) => pick(r) ?? zero), stepSlots }
     }
     return {
       ladder: this.#ladder,

@@ -33,6 +33,8 @@ t.test('robustQuantileUs: one slot of stalled responses does not lift the refere
   t.ok(inflated > 300_000, `the plain p99 with a stalled slot: ${inflated}`)
   t.ok(kept < 25_000, `without its worst slot: ${kept}`)
   t.equal(robustQuantileUs(windowOf([responses(Array.from({ length: REFERENCE_MIN_RESPONSES - 1 }, () => 1000))])), null, 'too few responses')
+  const one = windowOf([calm[0]!])
+  t.equal(robustQuantileUs(one), one.quantileUs(0.99), 'a single slot: nothing to leave out, the plain p99')
 })
 
 t.test('LatencyTallyRing: each slot is counted against the ladder it began with', async (t) => {

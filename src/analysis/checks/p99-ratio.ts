@@ -1,10 +1,10 @@
 /** maxP99Ratio: the canary's latency tail against live stable's, scaled by the ratio, by the share test on the slow responses of the ladder's rungs. */
 import type { Check, GateInput } from '../check.js'
 import type { Finding } from '../finding.js'
-import { canaryBoundUs, RATIO_RUNGS } from '../latency-ladder.js'
-import { evidenceNeeded, formatEvidence, logSumExp, shareLogE } from '../sequential.js'
+import { canaryBoundUs, RATIO_RUNGS, type PairTally } from '../latency-ladder.js'
+import { evidenceNeeded, formatEvidence, shareLogE } from '../sequential.js'
 import { finding, share, shortOfMinimum, slotWords, type CheckContext } from './common.js'
-import { tallyOf, withoutWorstSlot } from './latency-common.js'
+import { startMixture, tallyOf } from './latency-common.js'
 import { count, ms, pct } from './words.js'
 
 const LOG_RUNG_WEIGHTS = RATIO_RUNGS.map((r) => Math.log(r.weight))
@@ -24,8 +24,9 @@ const LOG_RUNG_WEIGHTS = RATIO_RUNGS.map((r) => Math.log(r.weight))
  * and whatever both sides go through together: a stall of the host or of a
  * shared dependency slows stable's responses as much as the canary's, and the
  * labels of the slow responses stay the weight's coin flips (shareLogE). The
- * e-value is the mixture over the rungs (weights RATIO_RUNGS) of each rung's
- * share test; the worst-slot rule applies per rung. Not applied at 100%.
+ * e-value is the mixture over the rungs (weights RATIO_RUNGS) and over where
+ * the test starts (startMixture) of each rung's share test; the worst-slot
+ * rule applies per rung and start. Not applied at 100%.
  */
 export function p99RatioCheck(context: CheckContext, ratio: number, minDeltaMs: number): Check {
   const id = 'maxP99Ratio'
@@ -52,16 +53,9 @@ export function p99RatioCheck(context: CheckContext, ratio: number, minDeltaMs: 
       const family = got.latency.ratio
       if (family === null) return at('insufficient', cw.latencyCount, `holding: ${head}; no stable latency reference yet (it needs 100 stable responses in the window)`)
       const w = share(input)
-      const perRung: number[] = []
-      const perRungRest: number[] = []
-      RATIO_RUNGS.forEach((_, j) => {
-        const s = family.step
-        perRung.push(LOG_RUNG_WEIGHTS[j]! + shareLogE(s.canary.slow[j] ?? 0, s.stable.slow[j] ?? 0, w, s.canary.measured, s.stable.measured))
-        const r = withoutWorstSlot(family, j)
-        perRungRest.push(LOG_RUNG_WEIGHTS[j]! + shareLogE(r.canary.slow[j] ?? 0, r.stable.slow[j] ?? 0, w, r.canary.measured, r.stable.measured))
-      })
-      const logE = logSumExp(perRung)
-      const logRest = logSumExp(perRungRest)
+      const stat = (tally: PairTally, j: number): number => shareLogE(tally.canary.slow[j] ?? 0, tally.stable.slow[j] ?? 0, w, tally.canary.measured, tally.stable.measured)
+      const { logE, logRest } = startMixture(family, LOG_RUNG_WEIGHTS, stat)
+      const perRung = RATIO_RUNGS.map((_, j) => stat(family.step, j))
       const need = evidenceNeeded(context.plan.alphaAt(input.weight))
       const best = perRung.indexOf(Math.max(...perRung))
       const n = family.step.canary.measured

@@ -4,7 +4,7 @@ import type { Check, GateInput } from '../check.js'
 import type { Finding } from '../finding.js'
 import { bernoulliLogE, evidenceNeeded, formatEvidence, shareLogE } from '../sequential.js'
 import { finding, share, shortOfMinimum, slotWords, type CheckContext } from './common.js'
-import { tallyOf, withoutWorstSlot } from './latency-common.js'
+import { startMixture, tallyOf } from './latency-common.js'
 import { count, ms, pct } from './words.js'
 
 /** p99 > T means more than 1% of responses are slower than T. */
@@ -15,7 +15,8 @@ const TAIL = 0.01
  * probability at most 1% (that is, its p99 is within maxP99). Guarantee:
  * while it holds, with responses independent of one another, this check
  * fails the canary in a stage with probability at most plan.alphaAt(weight),
- * however often it is evaluated. The worst-slot rule forgives one slot of
+ * however often it is evaluated (a mixture over where the test starts, as for
+ * maxP99Ratio: startMixture). The worst-slot rule forgives one slot of
  * slow responses (a pause) and the shared-slowness filter a stall stable
  * suffers as much (proven at HOLD_LEVEL on stable's own counts, and the
  * canary not proven slower by the share test): both only remove rollbacks.
@@ -38,11 +39,9 @@ export function p99Check(context: CheckContext, maxP99Ms: number): Check {
       if (family === null) return at('insufficient', window.latencyCount, `holding: ${head}; no responses counted against max ${ms(boundUs)} yet`)
       const c = family.step.canary
       const slow = c.slow[0] ?? 0
-      const rest = withoutWorstSlot(family, 0).canary
       const alpha = context.plan.alphaAt(input.weight)
       const need = evidenceNeeded(alpha)
-      const logE = bernoulliLogE(slow, c.measured, TAIL)
-      const logRest = bernoulliLogE(rest.slow[0] ?? 0, rest.measured, TAIL)
+      const { logE, logRest } = startMixture(family, [0], (tally) => bernoulliLogE(tally.canary.slow[0] ?? 0, tally.canary.measured, TAIL))
       const evidence = `${pct(c.measured === 0 ? 0 : slow / c.measured)} of ${count(c.measured)} responses this step slower than ${ms(boundUs)}`
       if (logE >= need && logRest >= need) {
         const s = family.step.stable

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { binomialLowerBound, binomialUpperTail, errorRollout, latencyRollout, type RolloutOutcome, type Stage } from '../../bench/lib/threshold-sim.js'
+import { binomialLowerBound, binomialUpperTail, errorRollout, type RolloutOutcome, type Stage } from '../../bench/lib/threshold-sim.js'
 import { seededRng } from '../../bench/lib/random.js'
 import { alphaPlan } from '../../src/analysis/alpha.js'
 import type { Check } from '../../src/analysis/check.js'
@@ -15,7 +15,7 @@ import { buildChecks, type CheckSettings } from '../../src/analysis/checks/index
  * exact lower confidence bound (99.9%) of the observed rate, which exceeds
  * 0.05 once the true rate is about 1.5x the bound or more; the last test
  * shows the harness catching a test that is not anytime-valid. Seeded: the
- * same rollouts every run. The bench runs the default 0.001 over more.
+ * same rollouts every run. The bench runs the default 0.001 over more. The latency checks: false-rollback-latency.test.ts.
  */
 const ALPHA = 0.05
 const STAGES: readonly Stage[] = [
@@ -49,18 +49,7 @@ t.test('both error checks with the canary exactly at both limits (1% errors, sta
 t.test('maxErrorRateIncrease at its limit while both sides burst together (stable 0.5% -> 20% for 1 s in 5)', async (t) => {
   const { checks } = buildChecks({ ...OFF, maxErrorRateIncrease: 0.005 })
   const scenario = { canaryErrorRate: 0.01, stableErrorRate: 0.005, burst: { everyMs: 5000, forMs: 1000, canaryErrorRate: 0.205, stableErrorRate: 0.2 } }
-  holds(t, rate(400, 2, (rng) => errorRollout(checks, STAGES, scenario, rng)), 'maxErrorRateIncrease under shared bursts')
-})
-
-t.test('maxP99Ratio with the canary exactly at g(stable) on every rung, host stalls included', async (t) => {
-  const { checks } = buildChecks({ ...OFF, maxP99Ratio: 1.5 })
-  const scenario = { stableTail: [0.01, 0.002, 0.0005], stallEvery: 7, stallTail: [0.3, 0.1, 0.02] }
-  holds(t, rate(300, 3, (rng) => latencyRollout(checks, STAGES, scenario, 'ratio', rng)), 'maxP99Ratio')
-})
-
-t.test('maxP99 with the canary exactly at 1% of responses over the bound', async (t) => {
-  const { checks } = buildChecks({ ...OFF, maxP99Ms: 500 })
-  holds(t, rate(300, 4, (rng) => latencyRollout(checks, STAGES, { stableTail: [0.005], canaryTail: [0.01] }, 'absolute', rng)), 'maxP99')
+  holds(t, rate(250, 2, (rng) => errorRollout(checks, STAGES, scenario, rng)), 'maxErrorRateIncrease under shared bursts')
 })
 
 t.test('the harness can fail: a fixed-sample test applied at every look breaks the bound', async (t) => {

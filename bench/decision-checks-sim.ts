@@ -293,8 +293,8 @@ class NewJudge implements Judge {
   readonly #canary = new SimWindow(30)
   readonly #ring: LatencyTallyRing
 
-  constructor(analysis: SimAnalysis, steps: readonly number[]) {
-    this.#settings = { ...analysis, steps }
+  constructor(analysis: SimAnalysis, steps: readonly number[], bakeStableShare: number) {
+    this.#settings = { ...analysis, steps, bakeStableShare }
     this.#checks = buildChecks(this.#settings).checks
     this.#ring = new LatencyTallyRing(30, ladderFor(this.#settings, null))
   }
@@ -502,7 +502,7 @@ class Stream {
 
 function runGate(scenario: Scenario, decider: 'new' | 'today', analysis: SimAnalysis, seed: number): RunOutcome {
   const start = 1_750_000_000_000
-  const judge: Judge = decider === 'new' ? new NewJudge(analysis, scenario.steps) : new TodayJudge(analysis, start)
+  const judge: Judge = decider === 'new' ? new NewJudge(analysis, scenario.steps, scenario.bakeStableShare ?? 0) : new TodayJudge(analysis, start)
   const stream = new Stream(scenario, seed)
   const stages = stagesOf(scenario)
   let stage = 0

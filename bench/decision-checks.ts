@@ -55,64 +55,64 @@ function cases(quick: boolean): Case[] {
   const failure = (key: string, title: string, b: Behaviour, rate = 1000, limitMs = 60_000, runs = 20): Case => ({
     scenario: { key, title, rate, ...HELD, limitMs, ...turnsAt(5, BAD_AFTER_MS, b) },
     runs: n(runs),
-    flaggerRuns: n(5),
+    flaggerRuns: n(3),
     flaggerLimitMs: 720_000,
     expect: 'rollback',
   })
   const sharedBurst = (m: Moment): boolean => m.weight === 25 && m.inStage >= 10_000 && m.inStage < 11_000
   const stableBad = (m: Moment): boolean => m.weight > 25 || (m.weight === 25 && m.inStage >= 10_000)
   return [
-    { scenario: { key: 'hard-first', title: 'Hard failure from the first request (100% 5xx at 5%)', rate: 1000, ...HELD, limitMs: 20_000, ...turnsAt(5, 0, HARD) }, runs: n(40), flaggerRuns: n(5), flaggerLimitMs: 720_000, expect: 'rollback' },
+    { scenario: { key: 'hard-first', title: 'Hard failure from the first request (100% 5xx at 5%)', rate: 1000, ...HELD, limitMs: 20_000, ...turnsAt(5, 0, HARD) }, runs: n(40), flaggerRuns: n(3), flaggerLimitMs: 720_000, expect: 'rollback' },
     failure('hard', 'Hard failure after 3 s at 5% (100% 5xx)', HARD),
-    { scenario: { key: 'hard-mid', title: 'Hard failure mid-rollout: 10 s into the 25% step', rate: 1000, ...SPEC_DURATIONS, limitMs: ROLLOUT_LIMIT, ...turnsAt(25, 10_000, HARD) }, runs: n(20), flaggerRuns: n(5), flaggerLimitMs: 900_000, expect: 'rollback' },
+    { scenario: { key: 'hard-mid', title: 'Hard failure mid-rollout: 10 s into the 25% step', rate: 1000, ...SPEC_DURATIONS, limitMs: ROLLOUT_LIMIT, ...turnsAt(25, 10_000, HARD) }, runs: n(20), flaggerRuns: n(3), flaggerLimitMs: 900_000, expect: 'rollback' },
     failure('soft', 'Soft failure after 3 s at 5% (3% 5xx against 0.5%)', SOFT),
     failure('latency', 'Latency x3 after 3 s at 5% (the whole distribution)', SLOW),
     failure('tail', 'Tail regression after 3 s at 5% (1% of requests +500 ms)', TAIL, 1000, 120_000),
-    { scenario: { key: 'dies', title: 'Canary dies (connections refused) 10 s into the 50% step', rate: 1000, ...SPEC_DURATIONS, limitMs: ROLLOUT_LIMIT, ...turnsAt(50, 10_000, DEAD) }, runs: n(20), flaggerRuns: n(5), flaggerLimitMs: 900_000, expect: 'rollback' },
-    { scenario: { key: 'dead-1', title: 'Low traffic, dead canary: 1 req/s (5%: one canary request every ~20 s)', rate: 1, ...HELD, limitMs: 600_000, ...turnsAt(5, 0, HARD) }, runs: n(20), flaggerRuns: n(5), flaggerLimitMs: 900_000, expect: 'rollback' },
-    { scenario: { key: 'dead-10', title: 'Low traffic, dead canary: 10 req/s', rate: 10, ...HELD, limitMs: 600_000, ...turnsAt(5, 0, HARD) }, runs: n(20), flaggerRuns: n(5), flaggerLimitMs: 900_000, expect: 'rollback' },
-    { scenario: { key: 'healthy-1', title: 'Low traffic, healthy canary: 1 req/s, SPEC durations, 10 min', rate: 1, ...SPEC_DURATIONS, limitMs: 600_000, behaviour: () => HEALTHY, badFrom: null }, runs: n(20), flaggerRuns: n(5), flaggerLimitMs: 600_000, expect: 'no rollback' },
-    { scenario: { key: 'healthy-10', title: 'Low traffic, healthy canary: 10 req/s, SPEC durations, 10 min', rate: 10, ...SPEC_DURATIONS, limitMs: 600_000, behaviour: () => HEALTHY, badFrom: null }, runs: n(20), flaggerRuns: n(5), flaggerLimitMs: 600_000, expect: 'no rollback' },
-    { scenario: { key: 'healthy', title: 'Healthy canary, 0.5% 5xx on both sides, SPEC durations (30 s steps, 60 s bake)', rate: 1000, ...SPEC_DURATIONS, limitMs: ROLLOUT_LIMIT, behaviour: () => HEALTHY, badFrom: null }, runs: n(50), flaggerRuns: n(5), flaggerLimitMs: 600_000, expect: 'no rollback' },
+    { scenario: { key: 'dies', title: 'Canary dies (connections refused) 10 s into the 50% step', rate: 1000, ...SPEC_DURATIONS, limitMs: ROLLOUT_LIMIT, ...turnsAt(50, 10_000, DEAD) }, runs: n(20), flaggerRuns: n(3), flaggerLimitMs: 900_000, expect: 'rollback' },
+    { scenario: { key: 'dead-1', title: 'Low traffic, dead canary: 1 req/s (5%: one canary request every ~20 s)', rate: 1, ...HELD, limitMs: 600_000, ...turnsAt(5, 0, HARD) }, runs: n(20), flaggerRuns: n(3), flaggerLimitMs: 900_000, expect: 'rollback' },
+    { scenario: { key: 'dead-10', title: 'Low traffic, dead canary: 10 req/s', rate: 10, ...HELD, limitMs: 600_000, ...turnsAt(5, 0, HARD) }, runs: n(20), flaggerRuns: n(3), flaggerLimitMs: 900_000, expect: 'rollback' },
+    { scenario: { key: 'healthy-1', title: 'Low traffic, healthy canary: 1 req/s, SPEC durations, 10 min', rate: 1, ...SPEC_DURATIONS, limitMs: 600_000, behaviour: () => HEALTHY, badFrom: null }, runs: n(20), flaggerRuns: n(3), flaggerLimitMs: 600_000, expect: 'no rollback' },
+    { scenario: { key: 'healthy-10', title: 'Low traffic, healthy canary: 10 req/s, SPEC durations, 10 min', rate: 10, ...SPEC_DURATIONS, limitMs: 600_000, behaviour: () => HEALTHY, badFrom: null }, runs: n(20), flaggerRuns: n(3), flaggerLimitMs: 600_000, expect: 'no rollback' },
+    { scenario: { key: 'healthy', title: 'Healthy canary, 0.5% 5xx on both sides, SPEC durations (30 s steps, 60 s bake)', rate: 1000, ...SPEC_DURATIONS, limitMs: ROLLOUT_LIMIT, behaviour: () => HEALTHY, badFrom: null }, runs: n(30), flaggerRuns: n(3), flaggerLimitMs: 600_000, expect: 'no rollback' },
     {
       scenario: { key: 'stalls', title: 'Healthy canary with host stalls: the event loop blocked 300 ms every 7 s (both sides), SPEC durations', rate: 1000, ...SPEC_DURATIONS, limitMs: ROLLOUT_LIMIT, behaviour: () => HEALTHY, badFrom: null, stall: { everyMs: 7_000, forMs: 300, firstAtMs: 2_000 } },
-      runs: n(50),
-      flaggerRuns: n(5),
+      runs: n(30),
+      flaggerRuns: n(3),
       flaggerLimitMs: 600_000,
       expect: 'no rollback',
     },
     {
       scenario: { key: 'stable-degrades', title: 'Stable degrades: stable 10% 5xx from 10 s into the 25% step, canary healthy', rate: 1000, ...SPEC_DURATIONS, limitMs: ROLLOUT_LIMIT, behaviour: (side, m) => (side === 'stable' && stableBad(m) ? bad({ errorRatio: 0.1 }) : HEALTHY), badFrom: null },
       runs: n(20),
-      flaggerRuns: n(5),
+      flaggerRuns: n(3),
       flaggerLimitMs: 600_000,
       expect: 'no rollback',
     },
     {
       scenario: { key: 'burst-shared', title: 'A 1 s burst on both sides (50% 5xx, a shared dependency) 10 s into the 25% step', rate: 1000, ...SPEC_DURATIONS, limitMs: ROLLOUT_LIMIT, behaviour: (_side, m) => (sharedBurst(m) ? bad({ errorRatio: 0.5 }) : HEALTHY), badFrom: null },
       runs: n(20),
-      flaggerRuns: n(5),
+      flaggerRuns: n(3),
       flaggerLimitMs: 600_000,
       expect: 'no rollback',
     },
     {
       scenario: { key: 'burst-canary', title: 'A 1 s burst on the canary alone (50% 5xx) 10 s into the 25% step', rate: 1000, ...SPEC_DURATIONS, limitMs: ROLLOUT_LIMIT, behaviour: (side, m) => (side === 'canary' && sharedBurst(m) ? bad({ errorRatio: 0.5 }) : HEALTHY), badFrom: sharedBurst },
       runs: n(20),
-      flaggerRuns: n(5),
+      flaggerRuns: n(3),
       flaggerLimitMs: 600_000,
       expect: 'rollback',
     },
     {
       scenario: { key: 'bake-shared', title: 'Bake: both sides x3 slower from 10 s into the bake (a shared dependency slows down)', rate: 1000, ...SPEC_DURATIONS, limitMs: ROLLOUT_LIMIT, behaviour: (_side, m) => (m.baking && m.inStage >= 10_000 ? SLOW : HEALTHY), badFrom: null },
       runs: n(20),
-      flaggerRuns: n(5),
+      flaggerRuns: n(3),
       flaggerLimitMs: 600_000,
       expect: 'no rollback',
     },
     {
       scenario: { key: 'bake-slow', title: 'Bake: the canary x3 slower at full traffic only (from 10 s into the bake), stable unchanged', rate: 1000, ...SPEC_DURATIONS, limitMs: ROLLOUT_LIMIT, behaviour: (side, m) => (side === 'canary' && m.baking && m.inStage >= 10_000 ? SLOW : HEALTHY), badFrom: (m) => m.baking && m.inStage >= 10_000 },
       runs: n(20),
-      flaggerRuns: n(5),
+      flaggerRuns: n(3),
       flaggerLimitMs: 600_000,
       expect: 'rollback',
     },
@@ -208,27 +208,27 @@ function thresholdRows(quick: boolean): ThresholdRow[] {
   const rows: ThresholdRow[] = []
   for (const alpha of [0.001, 0.05]) {
     const all = { ...off, maxErrorRate: 0.01, maxErrorRateIncrease: 0.005, maxP99Ms: 500, maxP99Ratio: 1.5, falseRollbackRate: alpha }
-    rows.push(countSpace('canary at 1% (maxErrorRate) and +0.5 points over stable\'s 0.5% (maxErrorRateIncrease), all four checks configured', all, n(alpha === 0.001 ? 3000 : 1000), 11, (checks, rng) => errorRollout(checks, SPEC_STAGES, atLimit, rng)))
+    rows.push(countSpace('canary at 1% (maxErrorRate) and +0.5 points over stable\'s 0.5% (maxErrorRateIncrease), all four checks configured', all, n(alpha === 0.001 ? 2000 : 1000), 11, (checks, rng) => errorRollout(checks, SPEC_STAGES, atLimit, rng)))
   }
-  rows.push(countSpace('maxErrorRate alone, canary at exactly 1%', { ...off, maxErrorRate: 0.01, falseRollbackRate: 0.05 }, n(1000), 12, (checks, rng) => errorRollout(checks, SPEC_STAGES, atLimit, rng)))
-  rows.push(countSpace('maxErrorRateIncrease alone, canary at stable + 0.5 points', { ...off, maxErrorRateIncrease: 0.005, falseRollbackRate: 0.05 }, n(1000), 13, (checks, rng) => errorRollout(checks, SPEC_STAGES, atLimit, rng)))
+  rows.push(countSpace('maxErrorRate alone, canary at exactly 1%', { ...off, maxErrorRate: 0.01, falseRollbackRate: 0.05 }, n(500), 12, (checks, rng) => errorRollout(checks, SPEC_STAGES, atLimit, rng)))
+  rows.push(countSpace('maxErrorRateIncrease alone, canary at stable + 0.5 points', { ...off, maxErrorRateIncrease: 0.005, falseRollbackRate: 0.05 }, n(500), 13, (checks, rng) => errorRollout(checks, SPEC_STAGES, atLimit, rng)))
   rows.push(
-    countSpace('maxErrorRateIncrease alone, at its limit through shared 1 s bursts (stable 20%, canary 20.5%) every 5 s', { ...off, maxErrorRateIncrease: 0.005, falseRollbackRate: 0.05 }, n(500), 14, (checks, rng) =>
+    countSpace('maxErrorRateIncrease alone, at its limit through shared 1 s bursts (stable 20%, canary 20.5%) every 5 s', { ...off, maxErrorRateIncrease: 0.005, falseRollbackRate: 0.05 }, n(300), 14, (checks, rng) =>
       errorRollout(checks, SPEC_STAGES, { ...atLimit, burst: { everyMs: 5000, forMs: 1000, canaryErrorRate: 0.205, stableErrorRate: 0.2 } }, rng),
     ),
   )
   rows.push(
-    countSpace('maxP99Ratio alone, canary latency = g(stable latency) on every rung, host stalls every 7 s', { ...off, maxP99Ratio: 1.5, falseRollbackRate: 0.05 }, n(500), 15, (checks, rng) =>
+    countSpace('maxP99Ratio alone, canary latency = g(stable latency) on every rung, host stalls every 7 s', { ...off, maxP99Ratio: 1.5, falseRollbackRate: 0.05 }, n(300), 15, (checks, rng) =>
       latencyRollout(checks, SPEC_STAGES, { stableTail: [0.01, 0.002, 0.0005], stallEvery: 7, stallTail: [0.3, 0.1, 0.02] }, 'ratio', rng),
     ),
   )
-  rows.push(countSpace('maxP99 alone, canary exactly 1% over 500 ms', { ...off, maxP99Ms: 500, falseRollbackRate: 0.05 }, n(500), 16, (checks, rng) => latencyRollout(checks, SPEC_STAGES, { stableTail: [0.005], canaryTail: [0.01] }, 'absolute', rng)))
+  rows.push(countSpace('maxP99 alone, canary exactly 1% over 500 ms', { ...off, maxP99Ms: 500, falseRollbackRate: 0.05 }, n(300), 16, (checks, rng) => latencyRollout(checks, SPEC_STAGES, { stableTail: [0.005], canaryTail: [0.01] }, 'absolute', rng)))
   return rows
 }
 
 /** Per-request runs at the threshold, both gates on the same streams (2 s steps and bake, as the real-time healthy runs). */
 function perRequestThreshold(quick: boolean): ThresholdRow[] {
-  const runs = quick ? 40 : 1000
+  const runs = quick ? 40 : 500
   const scenario: Scenario = {
     key: 'threshold',
     title: 'canary at exactly 1% 5xx, stable 0.5%',

@@ -5,7 +5,8 @@
  * stage, takes a part of it, and the parts add up to falseRollbackRate (a
  * union bound: the chance that any of them ever rejects is at most the sum).
  *
- * Stages are the configured steps below 100 and the bake (at 100). Each test
+ * Stages are the configured steps below 100 and the bake (at 100, or at 100
+ * minus rollout.bakeStableShare). Each test
  * restarts at every stage, on that stage's counts only: a canary that turns
  * bad in the third step is then not slowed down by the evidence of health it
  * piled up in the first two.
@@ -42,8 +43,10 @@ export interface AlphaPlan {
 /** Level of the tests that only hold a step (stable.health, the shared-failure filter): 1% per stage. */
 export const HOLD_LEVEL = 0.01
 
-export function alphaPlan(falseRollbackRate: number, steps: readonly number[], failingChecks: number): AlphaPlan {
-  const weights = [...new Set([...steps.filter((w) => w > 0 && w < 100), 100])].sort((a, b) => a - b)
+/** `bakeStableShare`: percent kept on stable in the bake, whose stage then runs at 100 minus it. */
+export function alphaPlan(falseRollbackRate: number, steps: readonly number[], failingChecks: number, bakeStableShare = 0): AlphaPlan {
+  const bake = 100 - Math.min(50, Math.max(0, bakeStableShare))
+  const weights = [...new Set([...steps.filter((w) => w > 0 && w < bake), bake])].sort((a, b) => a - b)
   const total = weights.reduce((sum, w) => sum + 1 / w, 0)
   const stages = weights.map((weight) => ({ weight, share: 1 / weight / total }))
   const checks = Math.max(1, failingChecks)

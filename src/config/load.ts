@@ -285,6 +285,7 @@ function resolve(raw: RawConfig): Config {
       steps: raw.rollout.steps,
       stepDurationMs: ms(raw.rollout.stepDuration),
       bakeMs: ms(raw.rollout.bake),
+      bakeStableShare: raw.rollout.bakeStableShare,
       autoStart: raw.rollout.autoStart,
     },
     analysis: {

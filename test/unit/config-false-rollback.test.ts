@@ -41,3 +41,24 @@ t.test('the resolved config builds the check set as it is', async (t) => {
   t.equal(built.plan.falseRollbackRate, 0.001)
   t.equal(built.plan.failingChecks, 2)
 })
+
+t.test('rollout.bakeStableShare: default 0 (the bake at 100%), 0..50, and the α plan follows it', async (t) => {
+  const r = parseConfigText(`${ok}rollout:\n  bakeStableShare: 5\n`, {})
+  t.ok(r.ok)
+  if (!r.ok) return
+  t.equal(r.value.rollout.bakeStableShare, 5)
+  const plan = buildChecks({ ...r.value.analysis, maxErrorRate: 0.01, steps: r.value.rollout.steps, bakeStableShare: r.value.rollout.bakeStableShare }).plan
+  t.same(
+    plan.stages.map((s) => s.weight),
+    [5, 25, 50, 95],
+  )
+  const d = parseConfigText(ok, {})
+  t.equal(d.ok && d.value.rollout.bakeStableShare, 0)
+  t.same(
+    (() => {
+      const bad = parseConfigText(`${ok}rollout:\n  bakeStableShare: 60\n`, {})
+      return bad.ok ? [] : bad.error.map(renderIssue)
+    })(),
+    ['rollout.bakeStableShare: must be <= 50'],
+  )
+})

@@ -185,6 +185,13 @@ t.test('alphaPlan: shares in proportion to 1/weight, split among the checks; the
   t.equal(alphaPlan(0.01, [1], 1).alphaAt(0.001), alphaPlan(0.01, [1], 1).alphaAt(0.01), 'weights below 0.01 are read as 0.01')
   t.ok(alphaPlan(0.01, [50], 1).alphaAt(1) <= 0.01, 'an unplanned weight never gets more than the whole budget')
   t.equal(alphaPlan(0.01, [50], 0).failingChecks, 1)
+  const kept = alphaPlan(0.001, [5, 25, 50, 100], 4, 5)
+  t.same(
+    kept.stages.map((s) => s.weight),
+    [5, 25, 50, 95],
+    'with bakeStableShare 5 the bake runs at 95%',
+  )
+  t.ok(Math.abs(kept.stages.reduce((sum, s) => sum + kept.alphaAt(s.weight) * 4, 0) - 0.001) < 1e-15)
 })
 
 t.test('the simulation statistics: exact binomial tail and bounds', async (t) => {

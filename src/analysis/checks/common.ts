@@ -18,6 +18,8 @@ export interface CheckSettings {
   readonly minP99DeltaMs: number
   readonly falseRollbackRate: number
   readonly steps?: readonly number[]
+  /** rollout.bakeStableShare: the bake's stage runs at 100 - this (default 0). */
+  readonly bakeStableShare?: number
 }
 
 export const DEFAULT_STEPS: readonly number[] = [5, 25, 50, 100]

@@ -24,7 +24,7 @@ export interface BuiltChecks {
  */
 export function buildChecks(settings: CheckSettings): BuiltChecks {
   const failing = [settings.maxErrorRate, settings.maxErrorRateIncrease, settings.maxP99Ms, settings.maxP99Ratio].filter((v) => v !== null).length
-  const plan = alphaPlan(settings.falseRollbackRate, settings.steps ?? DEFAULT_STEPS, failing)
+  const plan = alphaPlan(settings.falseRollbackRate, settings.steps ?? DEFAULT_STEPS, failing, settings.bakeStableShare ?? 0)
   const context: CheckContext = { settings, plan }
   const checks: Check[] = []
   if (settings.maxErrorRate !== null) checks.push(errorRateCheck(context, settings.maxErrorRate))

@@ -237,3 +237,42 @@ t.test('maxP99: slow in every slot fails; in one slot holds; a stall on both sid
   const bake = run('maxP99', { slots: 10, perSlot: 1000, weight: 100, stableMs: healthyMs, canaryMs: (r) => (r() < 0.2 ? 700 : healthyMs(r)) })
   t.ok(firstFail(bake.findings) >= 0, 'judged in the bake too')
 })
+
+t.test('a regression that begins late in a step is not slowed by the step’s healthy history (start points)', async (t) => {
+  const late = run('maxP99Ratio', { slots: 40, perSlot: 1000, stableMs: healthyMs, canaryMs: (r, s) => (s >= 25 ? 3 : 1) * healthyMs(r) })
+  const at = firstFail(late.findings)
+  t.ok(at >= 25 && at <= 27, `turned 3x slower at 25 s, rolled back after ${at + 1} s`)
+})
+
+t.test('maxP99 and maxP99Ratio: the holds, in words', async (t) => {
+  const none = new AnalysisStep({ weight: 5, referenceUs: 28_000 })
+  const empty = check('maxP99').evaluate(none.input())
+  t.same([empty.verdict, empty.observed], ['insufficient', null])
+  t.match(empty.reason, /^holding: no canary latency measured yet; 0 of 50 canary requests/)
+  t.match(check('maxP99Ratio').evaluate(none.input()).reason, /^holding: canary p99 - vs stable p99 - \(0 vs 0 responses\); 0 of 50 stable responses/)
+  const noLadder = { ...none.input(), latency: { ladder: { absolute: null, ratio: null, referenceUs: null }, absolute: null, ratio: null } }
+  t.match(check('maxP99').evaluate(noLadder).reason, 'no responses counted against max 500ms yet')
+  // 2 slow responses of 100: the p99 is over 500ms as observed, not proven.
+  const unproven = new AnalysisStep({ weight: 5, referenceUs: 28_000 })
+  for (let i = 0; i < 100; i++) unproven.record('canary', i < 2 ? 700 : 10)
+  for (let i = 0; i < 1900; i++) unproven.record('stable', 10)
+  const held = check('maxP99').evaluate(unproven.input())
+  t.equal(held.verdict, 'insufficient')
+  t.match(held.reason, /^holding: canary p99 700ms over 100 responses > max 500ms \(2\.0% of 100 responses this step slower than 500ms\), not yet proven/)
+  const few = run('maxP99', { slots: 1, perSlot: 100, stableMs: healthyMs, canaryMs: healthyMs })
+  t.match(few.findings[0]!.reason, /<= max 500ms; \d of 50 canary requests in the window/)
+  // At 90% stable has too few responses to pass a comparison on.
+  const high = run('maxP99Ratio', { slots: 1, perSlot: 120, weight: 90, stableMs: healthyMs, canaryMs: healthyMs })
+  t.equal(high.findings[0]!.verdict, 'insufficient')
+  t.match(high.findings[0]!.reason, /\d+ of 50 stable responses in the window, no comparison to pass on yet/)
+  const shortRatio = run('maxP99Ratio', { slots: 1, perSlot: 400, stableMs: healthyMs, canaryMs: healthyMs })
+  t.match(shortRatio.findings[0]!.reason, /of 50 canary requests in the window/)
+})
+
+t.test('stable.health: over the limit but not proven passes, and says so', async (t) => {
+  const f = judge('stable.health', countsInput(5, { requests: 100, errors: 0 }, { requests: 300, errors: 4 }))
+  t.equal(f.verdict, 'pass')
+  t.equal(f.reason, 'stable error rate 1.3% over 300 requests > max 1.0%, not proven')
+  t.equal(judge('stable.health', countsInput(5, { requests: 0, errors: 0 }, null)).observed, null, 'no stable request yet')
+  t.match(judge('maxErrorRate', countsInput(5, { requests: 1, errors: 0 }, null)).reason, 'over 1 request ')
+})

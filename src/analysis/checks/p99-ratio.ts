@@ -66,12 +66,13 @@ export function p99RatioCheck(context: CheckContext, ratio: number, minDeltaMs: 
         return at('fail', n, `canary latency tail beyond the p99 is more than ${ratio}x stable's: ${evidence}; ${head} (${proof})`)
       }
       if (logE >= need) return at('insufficient', n, `holding: ${head}; ${evidence}, but the canary's slow responses are mostly within one ${slotWords(input)} slot: a pause or a spike, not yet a trend`)
-      if (breached) return at('insufficient', n, `holding: ${head} > ${limitWords}, not yet proven (evidence ${formatEvidence(logE)} of ${formatEvidence(need)} needed)`)
-      const short = shortOfMinimum(input, context.settings.minRequests)
-      if (short !== null) return at('insufficient', cw.latencyCount, `holding: ${head}; ${short}`)
+      // A stable p99 from a handful of responses says little: that comes first among the holds.
       if ((sw?.latencyCount ?? 0) < context.settings.minRequests) {
         return at('insufficient', cw.latencyCount, `holding: ${head}; ${count(sw?.latencyCount ?? 0)} of ${count(context.settings.minRequests)} stable responses in the window, no comparison to pass on yet`)
       }
+      if (breached) return at('insufficient', n, `holding: ${head} > ${limitWords}, not yet proven (evidence ${formatEvidence(logE)} of ${formatEvidence(need)} needed)`)
+      const short = shortOfMinimum(input, context.settings.minRequests)
+      if (short !== null) return at('insufficient', cw.latencyCount, `holding: ${head}; ${short}`)
       return at('pass', cw.latencyCount, `${head} <= ${limitWords}`)
     },
   }

@@ -58,7 +58,7 @@ export function p99Check(context: CheckContext, maxP99Ms: number): Check {
       if (p99 !== null && p99 > boundUs) {
         return at('insufficient', c.measured, `holding: ${head} > max ${ms(boundUs)} (${evidence}), not yet proven (evidence ${formatEvidence(logE)} of ${formatEvidence(need)} needed)`)
       }
-      if (short !== null) return at('insufficient', window.latencyCount, `holding: ${head} <= max ${ms(boundUs)}; ${short}`)
+      if (short !== null) return at('insufficient', window.latencyCount, `holding: ${head}${p99 === null ? '' : ` <= max ${ms(boundUs)}`}; ${short}`)
       return at('pass', window.latencyCount, `${head} <= max ${ms(boundUs)}`)
     },
   }

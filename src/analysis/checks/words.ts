@@ -14,10 +14,6 @@ export function ms(us: number): string {
   return `${value < 10 ? value.toFixed(2) : value < 100 ? value.toFixed(1) : Math.round(value)}ms`
 }
 
-export function duration(msValue: number): string {
-  return msValue % 1000 === 0 ? `${msValue / 1000}s` : `${msValue}ms`
-}
-
 /** 12,345 (as toLocaleString('en-US') writes it; that call costs microseconds, and checks run at every look). */
 export function count(n: number): string {
   const digits = String(Math.abs(Math.round(n)))

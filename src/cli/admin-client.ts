@@ -1,7 +1,6 @@
 /** A small typed client for the admin API, shared by the CLI's client commands. */
 import { request } from 'undici'
-import type { StatusView } from '../api/wire.js'
-import type { AuditEvent } from '../state/audit-log.js'
+import type { EventView, StatusView } from '../api/wire.js'
 import type { ClientOptions } from './args.js'
 
 /** The admin API could not be reached, or refused the call; `message` is ready to print. */
@@ -27,8 +26,34 @@ export class AdminClient {
     return this.#call<StatusView>('GET', '/api/v1/status')
   }
 
-  events(): Promise<{ events: AuditEvent[] }> {
-    return this.#call('GET', '/api/v1/events')
+  events(limit: number | null = null): Promise<{ events: EventView[] }> {
+    return this.#call('GET', limit === null ? '/api/v1/events' : `/api/v1/events?limit=${limit}`)
+  }
+
+  /**
+   * Opens `GET /api/v1/stream` (Server-Sent Events). Resolves with null when
+   * this proxy has no stream (404: a version before it), else with the body
+   * to read until `signal` aborts or the proxy goes away.
+   */
+  async stream(signal: AbortSignal): Promise<AsyncIterable<Buffer> | null> {
+    let response
+    try {
+      response = await request(`${this.#base}/api/v1/stream`, {
+        method: 'GET',
+        headers: { accept: 'text/event-stream' },
+        headersTimeout: 10_000,
+        // Events come every analysis interval; a silent minute means the stream is stuck.
+        bodyTimeout: 60_000,
+        signal,
+      })
+    } catch (error) {
+      throw this.#unreachable(error)
+    }
+    const type = String(response.headers['content-type'] ?? '')
+    if (response.statusCode === 200 && type.startsWith('text/event-stream')) return response.body
+    await response.body.dump()
+    if (response.statusCode === 404 || response.statusCode === 405) return null
+    throw new AdminError(`the admin API at ${this.#base} answered ${response.statusCode} to /api/v1/stream`, response.statusCode)
   }
 
   setWeight(weight: number): Promise<StatusView> {
@@ -53,8 +78,7 @@ export class AdminClient {
         bodyTimeout: 10_000,
       })
     } catch (error) {
-      const code = (error as { code?: string }).code
-      throw new AdminError(`cannot reach the admin API at ${this.#base} (${code ?? (error as Error).message}); is canary-proxy running? (--admin URL or CANARY_PROXY_ADMIN)`, null)
+      throw this.#unreachable(error)
     }
     const text = await response.body.text()
     let parsed: unknown
@@ -69,5 +93,10 @@ export class AdminClient {
       throw new AdminError(`refused (${response.statusCode}): ${typeof message === 'string' ? message : text}${hint}`, response.statusCode)
     }
     return parsed as T
+  }
+
+  #unreachable(error: unknown): AdminError {
+    const code = (error as { code?: string }).code
+    return new AdminError(`cannot reach the admin API at ${this.#base} (${code ?? (error as Error).message}); is canary-proxy running? (--admin URL or CANARY_PROXY_ADMIN)`, null)
   }
 }

@@ -21,9 +21,9 @@ const io: Io = {
 try {
   const command = parseCommand(process.argv.slice(2), process.env)
   const code = await runCommand(command, io, pkg.version)
-  // serve and demo end by a signal with sockets and timers of their own just
-  // closed; exit now rather than wait for stragglers to unwind.
-  if (command.name === 'serve' || command.name === 'demo') process.exit(code)
+  // serve, demo and status --watch end by a signal with sockets and timers of
+  // their own just closed; exit now rather than wait for stragglers to unwind.
+  if (command.name === 'serve' || command.name === 'demo' || (command.name === 'status' && command.watch)) process.exit(code)
   process.exitCode = code
 } catch (error) {
   if (error instanceof UsageError) {

@@ -60,7 +60,10 @@ export async function runDemo(options: DemoOptions, io: Io): Promise<number> {
     upstreams: { stable: stable.url, canary: canary.url },
     routing: { stickyHeader: 'x-user-id', overrideHeader: 'x-canary' },
     rollout: { steps: STEPS, stepDuration: `${STEP_MS}ms`, bake: `${BAKE_MS}ms`, autoStart: true },
-    analysis: { interval: '500ms', window: WINDOW, minRequests: 20, maxErrorRate: 0.02, maxErrorRateIncrease: 0.01, maxP99: '250ms', maxP99Ratio: 2 },
+    // maxP99 leaves room for a busy host: on a 2-core machine under a load
+    // average of 35 the healthy sample's p99 reached 545ms over 20 responses
+    // and the demo rolled back a canary that was fine. The faulty one fails on errors.
+    analysis: { interval: '500ms', window: WINDOW, minRequests: 20, maxErrorRate: 0.02, maxErrorRateIncrease: 0.01, maxP99: '1s', maxP99Ratio: 2 },
     state: { file: join(dir, 'state.json') },
     audit: { file: join(dir, 'audit.jsonl') },
     log: { level: 'silent' },

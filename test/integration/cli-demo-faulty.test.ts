@@ -10,7 +10,8 @@ import { ANSI, exitWithin, freePort, linesWiderThan, runCli, spawnCli, until } f
 t.test('demo --faulty: rolled back mid-rollout; the demo ends by itself and says why', async (t) => {
   const [port, adminPort] = [await freePort(), await freePort()]
   const demo = spawnCli(t, ['demo', '--faulty', '--port', String(port), '--admin-port', String(adminPort)])
-  await demo.waitForLine(/--faulty/)
+  // A busy machine may take a while to start a Node process with the whole proxy.
+  await demo.waitForLine(/--faulty/, 60_000)
   const exit = await exitWithin(demo, 90_000)
   t.equal(exit.code, 0, `exit 0 (stderr: ${demo.stderrText()})`)
   const out = demo.stdoutText()
@@ -34,7 +35,7 @@ t.test('demo --faulty --keep: stays up after the rollback for status and events,
   const [port, adminPort] = [await freePort(), await freePort()]
   const adminUrl = `http://127.0.0.1:${adminPort}`
   const demo = spawnCli(t, ['demo', '--faulty', '--keep', '--port', String(port), '--admin-port', String(adminPort)])
-  await demo.waitForLine(/--faulty/)
+  await demo.waitForLine(/--faulty/, 60_000)
   await demo.waitForLine(/^still up \(--keep\): /, 90_000)
   t.notOk(demo.hasExited(), 'still running after the end')
   const after = await admin(adminUrl, 'GET', '/api/v1/status')

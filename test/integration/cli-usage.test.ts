@@ -5,8 +5,10 @@
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import t from 'tap'
 import { REPO, clientSetup, inBatches, linesWiderThan, runCli, statusJson } from '../helpers/cli.js'
+import { closedPort } from '../helpers/upstreams.js'
 
 const COMMANDS = ['serve', 'validate', 'demo', 'status', 'start', 'set-weight', 'pause', 'resume', 'promote', 'abort', 'events', 'wait']
 
@@ -147,4 +149,19 @@ t.test('start --canary without a scheme: it needs http://, and the likely URL is
   const adminNoScheme = await runCli(t, ['status', '--admin', new URL(s.app.adminUrl).host])
   t.match(adminNoScheme.stderr, `did you mean ${s.app.adminUrl}?`)
   t.match(s.app.app.controller.status(), { phase: 'idle', weight: 0 }, 'nothing changed')
+})
+
+t.test('client commands start light: they load neither the proxy nor the config validator', async (t) => {
+  const trace = `--import=${pathToFileURL(join(REPO, 'test', 'helpers', 'module-trace.mjs')).href}`
+  const dead = `http://127.0.0.1:${await closedPort()}`
+  const commands = [['status'], ['events', '--limit', '3'], ['set-weight', '5'], ['wait', '--timeout', '1s'], ['status', '--watch']]
+  const results = await inBatches(commands.map((args) => () => runCli(t, [...args, '--admin', dead], { env: { NODE_OPTIONS: trace } })))
+  for (const [i, r] of results.entries()) {
+    const name = commands[i]!.join(' ')
+    const loaded = r.stderr.split('\n').filter((l) => l.startsWith('loaded '))
+    t.ok(loaded.some((l) => l.endsWith('/dist/src/cli/admin-client.js')), `${name}: the trace works (it loaded the admin client)`)
+    const heavy = loaded.filter((l) => /\/dist\/src\/(app|log|config\/(load|schema)|proxy\/|admin\/|rollout\/|stats\/|state\/)|\/node_modules\/(fastify|ajv|yaml|pino|prom-client|hdr-histogram-js)\//.test(l))
+    t.same(heavy, [], `${name}: none of the proxy, the admin server or the config validator`)
+    t.equal(r.code, 1, `${name}: exit 1, the admin API is not there`)
+  }
 })

@@ -7,7 +7,7 @@
 import { createParser } from 'eventsource-parser'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { StatusView } from '../api/wire.js'
-import { AdminError, type AdminClient } from './admin-client.js'
+import { AdminError, type AdminClient, type EventStream } from './admin-client.js'
 
 export type Source = 'stream' | 'poll'
 
@@ -40,12 +40,12 @@ export async function watchStatus(client: AdminClient, intervalMs: number, signa
   while (!signal.aborted) {
     try {
       if (streaming) {
-        const body = await client.stream(signal)
-        if (body === null) {
+        const stream = await client.stream(signal)
+        if (stream === null) {
           streaming = false
           continue
         }
-        const ended = await readStatusEvents(body, (s) => got(s, 'stream'))
+        const ended = await readStatusEvents(stream, (s) => got(s, 'stream'))
         if (!signal.aborted) trouble(`the live stream ended (${ended}); reconnecting`)
       } else {
         got(await client.status(), 'poll')
@@ -65,8 +65,11 @@ export async function watchStatus(client: AdminClient, intervalMs: number, signa
   }
 }
 
+/** The proxy sends a status every analysis interval; a stream silent this long is stuck (a half-open connection), and is dropped. */
+const SILENCE_MS = 60_000
+
 /** Feeds the SSE body to the parser and hands on each `status` event; resolves with why the stream ended. */
-async function readStatusEvents(body: AsyncIterable<Buffer>, onStatus: (s: StatusView) => void): Promise<string> {
+async function readStatusEvents(stream: EventStream, onStatus: (s: StatusView) => void): Promise<string> {
   const pending: StatusView[] = []
   const parser = createParser({
     onEvent(event) {
@@ -76,13 +79,21 @@ async function readStatusEvents(body: AsyncIterable<Buffer>, onStatus: (s: Statu
     },
   })
   const decoder = new TextDecoder()
-  const chunks = body[Symbol.asyncIterator]()
+  const chunks = stream.body[Symbol.asyncIterator]()
+  let silent = false
   for (;;) {
     let next: IteratorResult<Buffer>
+    const timer = setTimeout(() => {
+      silent = true
+      stream.close()
+    }, SILENCE_MS)
     try {
       next = await chunks.next()
     } catch (error) {
+      if (silent) return `no event for ${SILENCE_MS / 1000}s`
       return (error as { code?: string }).code ?? (error as Error).message
+    } finally {
+      clearTimeout(timer)
     }
     if (next.done === true) return 'closed by the proxy'
     parser.feed(decoder.decode(next.value, { stream: true }))

@@ -2,6 +2,7 @@
 // plus the house rule that only core/clock.ts and core/random.ts touch real
 // time and randomness in the proxy, rollout, state and admin code.
 import js from '@eslint/js'
+import globals from 'globals'
 import tseslint from 'typescript-eslint'
 
 const injected = 'is read through the injected Clock / Random (src/core/clock.ts, src/core/random.ts) so tests stay deterministic'
@@ -31,6 +32,28 @@ export default tseslint.config(
         { name: 'setTimeout', message: `scheduling ${injected}` },
         { name: 'setInterval', message: `scheduling ${injected}` },
       ],
+    },
+  },
+  {
+    // The dashboard's script runs in the browser (a module script, inlined
+    // into GET /): browser globals, uPlot (inlined before it) and no Node.
+    // Its types are checked by tsconfig.dashboard.json (`// @ts-check`, JSDoc).
+    files: ['src/admin/dashboard/**/*.js'],
+    languageOptions: {
+      ecmaVersion: 2022,
+      sourceType: 'module',
+      globals: { ...globals.browser, uPlot: 'readonly' },
+    },
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        { selector: "AssignmentExpression[left.property.name='innerHTML']", message: 'API strings go in as text: use textContent or append()' },
+        { selector: "AssignmentExpression[left.property.name='outerHTML']", message: 'API strings go in as text: use textContent or append()' },
+        { selector: "CallExpression[callee.property.name='insertAdjacentHTML']", message: 'API strings go in as text: use textContent or append()' },
+        { selector: "CallExpression[callee.property.name='write'][callee.object.name='document']", message: 'API strings go in as text: use textContent or append()' },
+      ],
+      'no-eval': 'error',
+      'no-implied-eval': 'error',
     },
   },
 )

@@ -101,7 +101,15 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       return { errorRate: f.errorRate, requests: f.requests, p50Seconds: f.p50Ms === null ? null : f.p50Ms / 1000, p99Seconds: f.p99Ms === null ? null : f.p99Ms / 1000 }
     },
   })
-  const admin = createAdminServer({ controller, registry, audit, tokens: config.admin.tokens, readiness: () => readiness, log: log.child({ plane: 'admin' }) })
+  const admin = createAdminServer({
+    controller,
+    registry,
+    audit,
+    tokens: config.admin.tokens,
+    readiness: () => readiness,
+    log: log.child({ plane: 'admin' }),
+    stream: { subscribe: (listener) => events.subscribe(listener), intervalMs: config.analysis.intervalMs, clock },
+  })
 
   let closing: Promise<void> | null = null
   return {

@@ -185,7 +185,15 @@ export class RolloutController {
   status(): StatusView {
     const s = this.#state
     const figures = this.figures()
-    const side = (url: string, f: SideSummary): SideView => ({ url, requests: f.requests, errors: f.errors, errorRate: f.errorRate, p50Ms: f.p50Ms, p99Ms: f.p99Ms })
+    const side = (url: string, f: SideSummary, stats: SideStats): SideView => ({
+      url,
+      requests: f.requests,
+      errors: f.errors,
+      errorRate: f.errorRate,
+      p50Ms: f.p50Ms,
+      p99Ms: f.p99Ms,
+      requestsTotal: outcomes(stats),
+    })
     const iso = (t: number): string => new Date(t).toISOString()
     let stepStartedAt: number | null = null
     let stepEndsAt: number | null = null
@@ -203,8 +211,8 @@ export class RolloutController {
       weight: s.weight,
       step,
       steps: [...this.settings.steps],
-      stable: side(s.stableUrl, figures.stable),
-      canary: s.canaryUrl === null ? null : side(s.canaryUrl, figures.canary),
+      stable: side(s.stableUrl, figures.stable, this.#deps.stats.stable),
+      canary: s.canaryUrl === null ? null : side(s.canaryUrl, figures.canary, this.#deps.stats.canary),
       lastDecision: s.lastDecision === null ? null : { at: iso(s.lastDecision.at), verdict: s.lastDecision.verdict, reason: s.lastDecision.reason, findings: [...s.lastDecision.findings] },
       reason: s.phase === 'succeeded' || s.phase === 'rolled_back' || s.phase === 'aborted' ? s.reason : null,
       stepStartedAt: stepStartedAt === null ? null : iso(stepStartedAt),

@@ -66,7 +66,7 @@ class StreamHub {
   readonly #options: StreamOptions
   readonly #limits: StreamLimits
   readonly #streams = new Set<ServerResponse>()
-  readonly #onDrop: (res: ServerResponse, buffered: number) => void
+  readonly #onDrop: (remote: string | undefined, buffered: number) => void
   #unsubscribe: (() => void) | null = null
   #timers: Timer[] = []
   #statusQueued = false
@@ -74,7 +74,7 @@ class StreamHub {
   #statusSinceTick = false
   closed = false
 
-  constructor(options: StreamOptions, limits: StreamLimits, onDrop: (res: ServerResponse, buffered: number) => void) {
+  constructor(options: StreamOptions, limits: StreamLimits, onDrop: (remote: string | undefined, buffered: number) => void) {
     this.#options = options
     this.#limits = limits
     this.#onDrop = onDrop
@@ -180,9 +180,10 @@ class StreamHub {
     // reader that stopped reading. It is dropped; it reconnects when it reads again.
     const buffered = res.writableLength
     if (buffered > this.#limits.maxBufferedBytes) {
+      const remote = res.socket?.remoteAddress
       this.#remove(res)
       res.destroy()
-      this.#onDrop(res, buffered)
+      this.#onDrop(remote, buffered)
     }
   }
 }
@@ -206,8 +207,8 @@ function refuse(reply: FastifyReply, code: ErrorCode, error: string, field?: str
  */
 export const streamRoutes: FastifyPluginCallback<StreamOptions> = (app, options, done) => {
   const limits: StreamLimits = { ...DEFAULT_STREAM_LIMITS, ...options.limits }
-  const hub = new StreamHub(options, limits, (res, buffered) =>
-    app.log.warn({ remote: res.socket?.remoteAddress, buffered }, `dropped a /api/v1/stream reader with ${buffered} bytes unread (limit ${limits.maxBufferedBytes})`),
+  const hub = new StreamHub(options, limits, (remote, buffered) =>
+    app.log.warn({ remote, buffered }, `dropped a /api/v1/stream reader with ${buffered} bytes unread (limit ${limits.maxBufferedBytes})`),
   )
 
   app.addHook('preClose', (hookDone) => {

@@ -427,6 +427,14 @@ t.test('live: a change made elsewhere shows without a reload, and a click change
   await waitText(page, 'step', '3 of 4 (50%)')
   await waitMatch(page, 'cap-weight', /now 50%/)
 
+  // From the keyboard alone: the weight form submits on Enter.
+  await page.focus('#weight-input')
+  await page.keyboard.type('60')
+  await page.keyboard.press('Enter')
+  await waitText(page, 'weight', '60%')
+  t.equal((await status(adminUrl)).weight, 60, 'set from the keyboard')
+  t.same(await page.evaluate<string[]>("[...document.querySelectorAll('input')].filter((e) => e.labels.length === 0).map((e) => e.id)"), [], 'every input has a label')
+
   await page.click('#btn-resume')
   await waitText(page, 'phase', 'progressing')
   t.equal((await status(adminUrl)).phase, 'progressing', 'the click resumed the rollout')
@@ -434,7 +442,7 @@ t.test('live: a change made elsewhere shows without a reload, and a click change
   await waitText(page, 'phase', 'paused')
   t.equal((await status(adminUrl)).phase, 'paused', 'the click paused it')
   await waitNewestEvent(page, 'pause')
-  t.same((await eventRows(page)).map((r) => r.action), ['pause', 'resume', 'set-weight', 'pause', 'start'])
+  t.same((await eventRows(page)).map((r) => r.action), ['pause', 'resume', 'set-weight', 'set-weight', 'pause', 'start'])
 
   t.equal(await page.evaluate<string | undefined>('window.testMarker'), 'this document', 'never reloaded')
   t.same(problems, [], 'no script errors or CSP violations in the page')

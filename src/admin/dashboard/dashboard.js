@@ -755,11 +755,16 @@ function renderEvents() {
 
 // ---- the stream, and polling when it is unavailable ---------------------------------------------
 const conn = $('conn')
-/** @param {'live' | 'polling' | 'down'} state @param {string} text */
+/**
+ * The connection's state is a live region: it speaks when the state changes,
+ * not on every update (the time of the last one sits beside it, outside).
+ * @param {'live' | 'polling' | 'down'} state @param {string} text
+ */
 function connection(state, text) {
   conn.className = state === 'down' ? 'down' : ''
   conn.setAttribute('data-state', state)
-  conn.textContent = text
+  if (conn.textContent !== text) conn.textContent = text
+  setText('conn-updated', state === 'down' ? '' : `updated ${clock()}`)
 }
 const clock = () => new Date().toLocaleTimeString('en-GB', { hour12: false })
 
@@ -801,7 +806,7 @@ function openStream() {
       stopPolling()
       renderEvents()
     }
-    connection('live', `live · updated ${clock()}`)
+    connection('live', 'live')
     renderStatus(/** @type {Status} */ (JSON.parse(e.data)))
   })
   es.addEventListener('event', (e) => {
@@ -843,7 +848,7 @@ async function poll() {
     // Status every second; the event list (it can be long) every other second.
     const [status, list] = await Promise.all([getJson('/api/v1/status'), polls % 2 === 1 ? getJson(`/api/v1/events?limit=${EVENTS_SHOWN}`) : null])
     if (following()) return
-    connection('polling', `polling (stream unavailable) · updated ${clock()}`)
+    connection('polling', 'polling (the stream is unavailable)')
     if (started !== epoch || busy > 0) return
     renderStatus(status)
     if (list !== null && Array.isArray(list.events)) {

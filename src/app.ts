@@ -105,7 +105,14 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       return result.ok ? { ok: true, status: status() } : result
     },
   }
-  const admin = createAdminServer({ control, registry, tokens: config.admin.tokens, readiness: () => readiness, log: log.child({ plane: 'admin' }) })
+  const admin = createAdminServer({
+    control,
+    registry,
+    tokens: config.admin.tokens,
+    readiness: () => readiness,
+    log: log.child({ plane: 'admin' }),
+    stream: { subscribe: (listener) => events.subscribe(listener), intervalMs: config.analysis.intervalMs, clock },
+  })
 
   let closing: Promise<void> | null = null
   return {

@@ -63,7 +63,7 @@ export async function buildControlPlane(deps: ControlPlaneDeps): Promise<Control
     backends,
     analysis,
     events,
-    status: () => statusView(controller.state, controller.settings, figures()),
+    status: () => statusView(controller.state, controller.settings, figures(), { stable: backends.sides.stable.outcomes, canary: backends.sides.canary.outcomes }),
     figures,
     dispose() {
       controller.stopTimers()

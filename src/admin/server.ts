@@ -10,6 +10,7 @@ import type { OperatorEvent } from '../rollout/phase.js'
 import { TokenAuth } from './auth.js'
 import { dashboardHtml } from './dashboard.js'
 import { bodySchemas, describeValidation } from './schemas.js'
+import { streamRoutes, type StreamOptions } from './stream.js'
 
 export type Readiness = 'starting' | 'ready' | 'draining'
 
@@ -28,6 +29,8 @@ export interface AdminDeps {
   readonly tokens: ReadonlyMap<string, string>
   readonly readiness: () => Readiness
   readonly log: Logger
+  /** GET /api/v1/stream: the feed to follow, the analysis interval, the clock (its status and events are the control's). */
+  readonly stream: Pick<StreamOptions, 'subscribe' | 'intervalMs' | 'clock'> & Partial<Pick<StreamOptions, 'limits'>>
 }
 
 export function createAdminServer(deps: AdminDeps): FastifyInstance {
@@ -109,7 +112,9 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
     if (!(limit >= 1)) throw new BadField('limit', `must be a whole number of events, 1 or more (got ${JSON.stringify(raw)})`)
     return { events: events.slice(-limit) }
   })
-  app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(dashboardHtml()))
+  void app.register(streamRoutes, { ...deps.stream, status: () => control.status(), recentEvents: () => control.events() })
+  const page = dashboardHtml()
+  app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(page))
 
   /** Every mutating call: auth first (401/403), then body validation (400), then the machine (409 when refused). */
   const mutation = (method: 'PUT' | 'POST', url: string, schema: object, toAction: (body: Record<string, unknown>) => OperatorEvent): void => {
@@ -215,7 +220,7 @@ export function crossSiteProblem(headers: FastifyRequest['headers'], tokenRequir
 }
 
 /** The admin plane's GET paths: another method there is a 405, not a 404. */
-const READ_ONLY_PATHS = new Set(['/', '/healthz', '/readyz', '/metrics', '/api/v1/status', '/api/v1/events'])
+const READ_ONLY_PATHS = new Set(['/', '/healthz', '/readyz', '/metrics', '/api/v1/status', '/api/v1/events', '/api/v1/stream'])
 
 function sendError(reply: FastifyReply, code: ErrorCode, message: string, field?: string): FastifyReply {
   return reply.code(statusOf(code)).send(field === undefined ? { error: message, code } : { error: message, code, field })

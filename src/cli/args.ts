@@ -3,10 +3,10 @@
  * says what each command takes; client options go before or after the command;
  * a mistyped command or option gets a did-you-mean; env fallbacks of the SPEC.
  */
-import leven from 'leven'
 import { parseArgs } from 'node:util'
 import { upstreamUrlProblem } from '../core/domain.js'
 import { parseDuration } from '../core/duration.js'
+import { closest as nearest } from '../core/suggest.js'
 import { COMMANDS, DEFAULT_ADMIN, DEFAULT_CONFIG, commandSpec, optionsOf, type CommandSpec, type OptionSpec } from './spec.js'
 
 export { DEFAULT_ADMIN, DEFAULT_CONFIG, USAGE } from './spec.js'
@@ -209,22 +209,11 @@ function unknownOption(spec: CommandSpec, raw: string, known: readonly OptionSpe
   return new UsageError(`${spec.name}: unknown option ${raw}${where} (canary-proxy ${spec.name} --help lists its options)`)
 }
 
-/** The candidate nearest to `word` by edit distance, if near enough to be a typo rather than another word. */
+/** The candidate `word` is a typo of (core/suggest.ts), or the one it starts when cut short (`stat`, `--can`). */
 export function closest(word: string, candidates: readonly string[]): string | null {
-  let best: string | null = null
-  let bestDistance = Number.POSITIVE_INFINITY
-  for (const c of candidates) {
-    const d = leven(word.toLowerCase(), c.toLowerCase())
-    if (d < bestDistance) {
-      best = c
-      bestDistance = d
-    }
-  }
-  // A word cut short (`stat`, `--can`) means the one it starts.
   const prefix = word.length >= 3 ? candidates.filter((c) => c.startsWith(word.toLowerCase())) : []
   if (prefix.length === 1) return prefix[0] ?? null
-  // Two edits cover a swapped pair of letters (`wacth`), which plain Levenshtein counts as two.
-  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : null
+  return nearest(word, candidates)
 }
 
 function clientOptions(name: string, values: Values, env: Env): ClientOptions {

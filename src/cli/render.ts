@@ -1,5 +1,6 @@
 /** Human renderings of status and events for the terminal, times relative to now (--json prints the API's JSON instead). */
 import type { EventView, FindingView, SideView, StatusView } from '../api/wire.js'
+import { count, ms as msOfUs, pct, points } from '../core/format.js'
 import { PLAIN, WIDTH, ago, fromNow, wrap, type Colors } from './terminal.js'
 
 const LABEL = 10
@@ -51,8 +52,7 @@ export function renderSide(side: SideView): string {
 }
 
 function ms(v: number | null): string {
-  if (v === null) return '-'
-  return `${v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : Math.round(v)}ms`
+  return v === null ? '-' : msOfUs(v * 1000)
 }
 
 /** One line per check: verdict, check, observed against its threshold, and over how many samples. */
@@ -62,19 +62,20 @@ export function renderFindings(findings: readonly FindingView[], c: Colors = PLA
     const head = i === 0 ? first : indent
     const limit = f.threshold === null ? '' : `${f.check.startsWith('min') ? 'min' : 'max'} ${checkValue(f.check, f.threshold)}`
     const observed = f.observed === null ? '-' : checkValue(f.check, f.observed)
-    return `${head}${verdictColour(f.verdict, c)(f.verdict.padEnd(12))} ${f.check.padEnd(width)}  ${observed.padStart(9)}  ${limit.padEnd(14)} n ${f.n}`.trimEnd()
+    return `${head}${verdictColour(f.verdict, c)(f.verdict.padEnd(12))} ${f.check.padEnd(width)}  ${observed.padStart(11)}  ${limit.padEnd(16)} n ${count(f.n)}`.trimEnd()
   })
 }
 
 /**
- * A check's figure in its own unit (src/analysis/finding.ts): error ratios as
- * percent, their increase in points, latencies (seconds) in ms, memory in MiB,
- * ratios as "1.5x", counts as they are.
+ * A check's figure in its own unit (src/analysis/finding.ts), read as the
+ * gate's reasons read it (core/format.ts): error ratios in percent, their
+ * increase in points, latencies (seconds) in ms; memory in MiB, ratios as
+ * "1.5x", counts as they are.
  */
 export function checkValue(check: string, v: number): string {
-  if (/ErrorRateIncrease$/.test(check)) return `${(v * 100).toFixed(2)}pt`
-  if (/ErrorRate$/.test(check)) return `${(v * 100).toFixed(2)}%`
-  if (/P\d+/.test(check)) return ms(v * 1000)
+  if (/ErrorRateIncrease$/.test(check)) return points(v)
+  if (/ErrorRate$/.test(check)) return pct(v)
+  if (/P\d+/.test(check)) return msOfUs(v * 1e6)
   if (/Memory$/.test(check)) return `${(v / 2 ** 20).toFixed(1)}MiB`
   if (/Ratio$/.test(check)) return `${Number(v.toFixed(2))}x`
   if (Number.isInteger(v)) return String(v)

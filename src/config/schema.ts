@@ -81,7 +81,10 @@ export const ConfigSchema = Type.Object(
     }),
     state: section({
       file: Type.String({ minLength: 1, default: 'data/state.json' }),
-      redis: Type.Optional(Type.String({ minLength: 1 })),
+      /** redis:// or rediss:// URL: one rollout shared by every replica (checked in load.ts semanticIssues). */
+      redis: Type.Optional(Type.String({ minLength: 1, 'x-expected': 'a redis:// or rediss:// URL' })),
+      /** Every key the replicas share starts with this (several rollouts can share one Redis under different prefixes). */
+      redisKeyPrefix: Type.String({ pattern: '^[A-Za-z0-9_.:{}-]{1,100}$', 'x-expected': 'letters, digits and _ . : { } - (at most 100)', default: 'canary-proxy' }),
     }),
     audit: section({
       file: Type.String({ minLength: 1, default: 'data/audit.jsonl' }),
@@ -124,7 +127,7 @@ export interface Config {
     readonly autoStart: boolean
   }
   readonly analysis: AnalysisConfig
-  readonly state: { readonly file: string; readonly redis: string | null }
+  readonly state: { readonly file: string; readonly redis: string | null; readonly redisKeyPrefix: string }
   readonly audit: { readonly file: string }
   readonly log: { readonly level: LogLevel }
 }

@@ -59,7 +59,7 @@ t.test('client options go before or after the command', async (t) => {
   t.match(negative.stderr, /weight.*0.*100/, 'a negative weight after global options is still a weight')
   const helpBefore = await runCli(t, ['--admin', a, '--help', 'status'])
   t.match(helpBefore.stdout, /^Usage: canary-proxy status/m, '--help before the command explains the command')
-  t.match(s.app.app.controller.status(), { phase: 'paused', weight: 20 })
+  t.match(s.app.app.status(), { phase: 'paused', weight: 20 })
 })
 
 t.test('start --canary without a scheme: it needs http://, and the likely URL is named; nothing changes', async (t) => {
@@ -72,5 +72,5 @@ t.test('start --canary without a scheme: it needs http://, and the likely URL is
   t.match(host.stderr, /did you mean http:\/\/127\.0\.0\.1\?/)
   const adminNoScheme = await runCli(t, ['status', '--admin', new URL(s.app.adminUrl).host])
   t.match(adminNoScheme.stderr, `did you mean ${s.app.adminUrl}?`)
-  t.match(s.app.app.controller.status(), { phase: 'idle', weight: 0 }, 'nothing changed')
+  t.match(s.app.app.status(), { phase: 'idle', weight: 0 }, 'nothing changed')
 })

@@ -23,7 +23,7 @@ t.test('demo: the rollout succeeds and the demo ends by itself with a one-screen
   t.match(summary, /^\s+steps\s+[01]s\s+start\s+idle 0%\s+-> progressing 5%$/m, 'each step and its time')
   t.match(summary, /^\s+\d+s\s+succeed\s+baking 100%\s+-> succeeded 0%$/m)
   t.match(summary, /^\s+reason\s+bake of 10s at 100% passed/m, 'the reason')
-  t.match(summary, /^\s+checks\s+pass\s+maxErrorRate\s+[\d.]+%\s+max 2\.00%\s+n \d+$/m, 'the checks of the last decision')
+  t.match(summary, /^\s+checks\s+pass\s+maxErrorRate\s+[\d.]+%\s+max 2\.0%\s+n [\d,]+$/m, 'the checks of the last decision')
   t.match(summary, /^\s+requests\s+v1 \(stable\) [\d,]+ \([\d.]+% errors\)\s+v2 \(canary\) [\d,]+ \([\d.]+% errors\)\s+in \d+s$/m, 'requests per side')
   t.match(summary, /^\s+look next\s+.*--keep/m, 'where to look next')
   t.ok(summary.split('\n').length <= 25, `the summary fits one screen (${summary.split('\n').length} lines)`)

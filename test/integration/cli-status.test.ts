@@ -46,7 +46,7 @@ t.test('status: the next step relative to now, the checks of the last decision, 
   t.equal(paused.code, 0, paused.stderr)
   t.match(paused.stdout, /^phase\s+paused\s+weight 100%\s+step \d\/3 \(\d+%\)\s+resume continues$/m)
   t.match(paused.stdout, /^decision\s+pass (just now|\d+s ago): canary error rate 0\.0%/m, 'when it was decided, relative')
-  t.match(paused.stdout, /^checks\s+pass\s+maxErrorRate\s+0\.00%\s+max 5\.00%\s+n \d+$/m, 'each check: verdict, observed, threshold, n')
+  t.match(paused.stdout, /^checks\s+pass\s+maxErrorRate\s+0\.0%\s+max 5\.0%\s+n \d+$/m, 'each check: verdict, observed, threshold, n')
   t.match(paused.stdout, /^\s+pass\s+maxP99\s+[\d.]+ms\s+max 2000ms\s+n \d+$/m)
   t.notMatch(paused.stdout, /\d{4}-\d\d-\d\dT\d\d:\d\d/, 'no absolute UTC times')
 

@@ -65,7 +65,7 @@ t.test('the last decision: when, relative; each check with observed, threshold a
   })
   const text = renderStatus(s, NOW)
   t.match(text, /^decision {2}fail 3s ago: canary error rate 12\.1% over 240 requests > max 1\.0%$/m)
-  t.match(text, /^checks {4}fail\s+maxErrorRate\s+12\.10%\s+max 1\.00%\s+n 240$/m)
+  t.match(text, /^checks {4}fail\s+maxErrorRate\s+12\.1%\s+max 1\.0%\s+n 240$/m)
   t.match(text, /^ {10}pass\s+minRequests\s+240\s+min 50\s+n 240$/m)
   t.match(text, /^ {10}insufficient webhook\.load-test\s+-\s+n 0$/m, 'a check with no figure (a gate webhook)')
   t.match(renderStatus(status({ lastDecision: { at: at(0), verdict: 'pass', reason: 'ok', findings: [] } }), NOW), /^decision {2}pass just now: ok$/m)
@@ -73,8 +73,9 @@ t.test('the last decision: when, relative; each check with observed, threshold a
 })
 
 t.test('check figures in their own units', async (t) => {
-  t.equal(checkValue('maxErrorRate', 0.0123), '1.23%')
-  t.equal(checkValue('maxErrorRateIncrease', 0.0045), '0.45pt')
+  t.equal(checkValue('maxErrorRate', 0.0123), '1.2%')
+  t.equal(checkValue('maxErrorRate', 0.0004), '0.04%')
+  t.equal(checkValue('maxErrorRateIncrease', 0.0045), '0.45 points')
   t.equal(checkValue('maxP99', 0.0042), '4.20ms')
   t.equal(checkValue('maxP99Ratio', 0.25), '250ms', 'latency bounds are seconds, shown in ms')
   t.equal(checkValue('resources.maxMemory', 512 * 2 ** 20), '512.0MiB')

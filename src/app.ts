@@ -11,10 +11,12 @@ import { systemRandom, type Random } from './core/random.js'
 import { EventFeed } from './events/feed.js'
 import { createLogger } from './log.js'
 import type { DataPlaneCounters } from './proxy/exchange.js'
-import { createDataPlane } from './proxy/server.js'
+import { defaultMaxConnections, openFileLimit } from './proxy/connection-limit.js'
+import { createDataPlane, type ClientCounters } from './proxy/server.js'
 import { UpstreamPools } from './proxy/upstreams.js'
 import { RolloutController } from './rollout/controller.js'
 import { createRegistry } from './stats/metrics.js'
+import { newOverrideStats } from './stats/override-stats.js'
 import { SideStats } from './stats/side-stats.js'
 import { AuditLog, type AuditEvent } from './state/audit-log.js'
 import { FileStateStore } from './state/file-store.js'
@@ -54,6 +56,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const log = deps.log ?? createLogger(config.log.level)
   const now = clock.now()
   const stats = { stable: new SideStats('stable', config.analysis.windowMs, now), canary: new SideStats('canary', config.analysis.windowMs, now) }
+  const override = newOverrideStats()
   const pools = new UpstreamPools({ connectTimeoutMs: config.routing.connectTimeoutMs })
   const store = deps.store ?? new FileStateStore(config.state.file)
   const audit = new AuditLog(config.audit.file)
@@ -71,7 +74,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   }
   let controller: RolloutController
   try {
-    controller = await RolloutController.create({ config, clock, store, audit, pools, stats, log, events })
+    controller = await RolloutController.create({ config, clock, store, audit, pools, stats, override, log, events })
   } catch (error) {
     await audit.close()
     stats.stable.dispose()
@@ -81,7 +84,23 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const faults: DataPlaneCounters = { internalErrors: 0, inFlight: 0, draining: false, onIdle: null }
   let readiness: Readiness = 'starting'
 
-  const dataPlane = createDataPlane({ ref: controller.ref, random, faults, responseTimeoutMs: config.routing.responseTimeoutMs })
+  const clientCounters: ClientCounters = { connectionsDropped: 0 }
+  const fdLimit = openFileLimit()
+  const maxConnections = config.listen.maxConnections ?? defaultMaxConnections(fdLimit)
+  if (config.listen.maxConnections === null) log.debug({ maxConnections, openFileLimit: fdLimit }, 'listen.maxConnections derived from the open-file limit')
+  const dataPlane = createDataPlane({
+    ref: controller.ref,
+    random,
+    faults,
+    responseTimeoutMs: config.routing.responseTimeoutMs,
+    maxConnections,
+    headersTimeoutMs: config.listen.headersTimeoutMs,
+    requestTimeoutMs: config.listen.requestTimeoutMs,
+    lingerTimeoutMs: config.listen.lingerTimeoutMs,
+    clientCounters,
+    clock,
+    log: log.child({ plane: 'data' }),
+  })
   const upgraded = new Set<Socket>()
   dataPlane.server.on('upgrade', (_req, socket: Socket) => {
     // A client may send several Upgrade requests on one socket (h2c ones are replayed as plain requests).
@@ -91,6 +110,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   })
   const registry = createRegistry({
     sides: [stats.stable, stats.canary],
+    override: [override.stable, override.canary],
+    connectionsDropped: () => clientCounters.connectionsDropped,
     weight: () => controller.state.weight,
     phase: () => controller.state.phase,
     rollbacks: () => controller.rollbacks,

@@ -5,6 +5,7 @@ import { parseDocument } from 'yaml'
 import { hasAtMostTwoDecimals, isLoopbackHost, upstreamUrlProblem } from '../core/domain.js'
 import { parseDuration } from '../core/duration.js'
 import { err, ok, type Result } from '../core/result.js'
+import { parseSourceRule } from '../routing/source-rule.js'
 import { substituteEnv } from './env.js'
 import { keyPath, type ConfigIssue } from './issues.js'
 import { ConfigSchema, type Config, type RawConfig } from './schema.js'
@@ -238,6 +239,23 @@ function semanticIssues(data: Record<string, unknown>): ConfigIssue[] {
   for (const key of ['connectTimeout', 'responseTimeout']) {
     if (ms(routing[key]) === 0) issues.push({ path: `routing.${key}`, message: 'must be greater than 0' })
   }
+  const overrideFrom = routing.overrideFrom
+  if (Array.isArray(overrideFrom)) {
+    overrideFrom.forEach((rule: unknown, i) => {
+      if (typeof rule === 'string' && parseSourceRule(rule) === null) {
+        issues.push({ path: `routing.overrideFrom[${i}]`, message: `must be a CIDR such as 10.0.0.0/8 or ::1/128, or one address (got ${JSON.stringify(rule)})` })
+      }
+    })
+  }
+  const listen = section('listen')
+  for (const key of ['headersTimeout', 'requestTimeout', 'lingerTimeout']) {
+    if (ms(listen[key]) === 0) issues.push({ path: `listen.${key}`, message: 'must be greater than 0' })
+  }
+  const headersTimeout = ms(listen.headersTimeout)
+  const requestTimeout = ms(listen.requestTimeout)
+  if (headersTimeout !== null && requestTimeout !== null && requestTimeout > 0 && headersTimeout > requestTimeout) {
+    issues.push({ path: 'listen.headersTimeout', message: `must be at most listen.requestTimeout (${String(listen.requestTimeout)})` })
+  }
 
   const admin = section('admin')
   const tokens = admin.tokens
@@ -263,13 +281,22 @@ function resolve(raw: RawConfig): Config {
   const canary = raw.upstreams.canary
   const a = raw.analysis
   return {
-    listen: { host: raw.listen.host, port: raw.listen.port, drainTimeoutMs: ms(raw.listen.drainTimeout) },
+    listen: {
+      host: raw.listen.host,
+      port: raw.listen.port,
+      drainTimeoutMs: ms(raw.listen.drainTimeout),
+      maxConnections: raw.listen.maxConnections ?? null,
+      headersTimeoutMs: ms(raw.listen.headersTimeout),
+      requestTimeoutMs: ms(raw.listen.requestTimeout),
+      lingerTimeoutMs: ms(raw.listen.lingerTimeout),
+    },
     admin: { host: raw.admin.host, port: raw.admin.port, tokens },
     upstreams: { stable: raw.upstreams.stable, canary: canary === undefined || canary === '' ? null : canary },
     routing: {
       stickyHeader: raw.routing.stickyHeader?.toLowerCase() ?? null,
       stickyCookie: raw.routing.stickyCookie ?? null,
       overrideHeader: raw.routing.overrideHeader === '' ? null : raw.routing.overrideHeader.toLowerCase(),
+      overrideFrom: raw.routing.overrideFrom,
       connectTimeoutMs: ms(raw.routing.connectTimeout),
       responseTimeoutMs: ms(raw.routing.responseTimeout),
       preserveHost: raw.routing.preserveHost,

@@ -25,6 +25,14 @@ export const ConfigSchema = Type.Object(
       port: port(8080),
       /** How long in-flight requests may take to finish after SIGTERM. */
       drainTimeout: duration('10s'),
+      /** Client connections at once; absent: derived from the process's open-file limit at start (src/proxy/connection-limit.ts). */
+      maxConnections: Type.Optional(Type.Integer({ minimum: 1 })),
+      /** A client's request headers must have arrived within this (408 after it). */
+      headersTimeout: duration('20s'),
+      /** A client's whole request, headers and body, must have arrived within this (408 after it). */
+      requestTimeout: duration('300s'),
+      /** After the proxy closes its side of a connection it ends itself (a refused upgrade, a local reply), how long the client may keep its side open. */
+      lingerTimeout: duration('5s'),
     }),
     admin: section({
       host: host('127.0.0.1'),
@@ -45,6 +53,8 @@ export const ConfigSchema = Type.Object(
       stickyCookie: Type.Optional(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", 'x-expected': 'a cookie name' })),
       /** `always` sends a request to canary, `never` to stable; '' turns the override off. */
       overrideHeader: Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]*$", 'x-expected': 'an HTTP header name such as x-canary', default: 'x-canary' }),
+      /** Client addresses (CIDRs) whose override header is obeyed; from anyone else it is ignored. Default: this host only. */
+      overrideFrom: Type.Array(Type.String({ 'x-expected': 'a CIDR such as 10.0.0.0/8 or ::1/128' }), { default: ['127.0.0.0/8', '::1/128'] }),
       connectTimeout: duration('2s'),
       responseTimeout: duration('30s'),
       /** Send the client's Host to the upstream (Envoy's default) rather than the upstream's own. */
@@ -100,7 +110,16 @@ export type LogLevel = (typeof LOG_LEVELS)[number]
 
 /** The config every other module reads: durations in ms, absent options as null. */
 export interface Config {
-  readonly listen: { readonly host: string; readonly port: number; readonly drainTimeoutMs: number }
+  readonly listen: {
+    readonly host: string
+    readonly port: number
+    readonly drainTimeoutMs: number
+    /** Null: derived from the open-file limit when the data plane is built. */
+    readonly maxConnections: number | null
+    readonly headersTimeoutMs: number
+    readonly requestTimeoutMs: number
+    readonly lingerTimeoutMs: number
+  }
   readonly admin: {
     readonly host: string
     readonly port: number
@@ -112,6 +131,8 @@ export interface Config {
     readonly stickyHeader: string | null
     readonly stickyCookie: string | null
     readonly overrideHeader: string | null
+    /** CIDRs or bare addresses, validated. */
+    readonly overrideFrom: readonly string[]
     readonly connectTimeoutMs: number
     readonly responseTimeoutMs: number
     readonly preserveHost: boolean

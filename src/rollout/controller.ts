@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.js'
 import type { Clock, Timer } from '../core/clock.js'
 import type { UpstreamPools } from '../proxy/upstreams.js'
 import { compileSnapshot, SnapshotRef, type RoutingSnapshot, type SideName, type UpstreamTarget } from '../routing/snapshot.js'
+import { newOverrideStats, type OverrideStatsPair } from '../stats/override-stats.js'
 import { summarize, type SideStats, type SideSummary } from '../stats/side-stats.js'
 import type { EventFeed } from '../events/feed.js'
 import type { AuditLog } from '../state/audit-log.js'
@@ -20,6 +21,8 @@ export interface ControllerDeps {
   readonly audit: AuditLog
   readonly pools: UpstreamPools
   readonly stats: { readonly stable: SideStats; readonly canary: SideStats }
+  /** Where requests routed by the override header record (never the gate's windows); a fresh pair when absent. */
+  readonly override?: OverrideStatsPair
   readonly log: Logger
   /** Transitions, decisions and persistence failures are published here. */
   readonly events: EventFeed
@@ -52,10 +55,12 @@ export class RolloutController {
   #figuresCache: { at: number; recorded: number; stable: SideSummary; canary: SideSummary } | null = null
   /** Bumped when a side's upstream changes (a new rollout's canary, a promotion); see UpstreamTarget.epoch. */
   readonly #epochs = { stable: 0, canary: 0 }
+  readonly #override: OverrideStatsPair
 
   private constructor(deps: ControllerDeps, state: RolloutState) {
     this.#deps = deps
     this.#state = state
+    this.#override = deps.override ?? newOverrideStats()
     const c = deps.config
     this.settings = { steps: c.rollout.steps, stepDurationMs: c.rollout.stepDurationMs, bakeMs: c.rollout.bakeMs }
     this.#gate = c.analysis
@@ -347,6 +352,8 @@ export class RolloutController {
         canary: s.canaryUrl === null ? null : this.#target('canary', s.canaryUrl),
         weight: s.weight,
         overrideHeader: routing.overrideHeader,
+        overrideFrom: routing.overrideFrom,
+        overrideStats: this.#override,
         stickyHeader: routing.stickyHeader,
         stickyCookie: routing.stickyCookie,
         responseTimeoutMs: routing.responseTimeoutMs,

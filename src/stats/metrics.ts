@@ -2,11 +2,16 @@
 import { collectDefaultMetrics, Registry, type MetricValue, type MetricValueWithName } from 'prom-client'
 import { PHASES, type Phase } from '../core/phases.js'
 import type { SideName } from '../routing/snapshot.js'
+import { OVERRIDE_CLASSES, type OverrideStats } from './override-stats.js'
 import { DURATION_BUCKETS_SECONDS, STATUS_CLASSES, type SideStats } from './side-stats.js'
 
 /** What the control plane exposes to the scrape. */
 export interface MetricsSource {
   readonly sides: readonly SideStats[]
+  /** Requests routed by the override header, counted apart from the sides. */
+  readonly override: readonly OverrideStats[]
+  /** Client connections closed at accept because listen.maxConnections were open. */
+  connectionsDropped(): number
   weight(): number
   phase(): Phase
   rollbacks(): number
@@ -120,6 +125,19 @@ export function createRegistry(source: MetricsSource): Registry {
     ),
   )
   add(new ScrapeTimeMetric('canary_proxy_internal_errors_total', 'Replies the proxy generated for its own faults (never charged to a side).', 'counter', () => [{ labels: {}, value: source.internalErrors() }]))
+  add(
+    new ScrapeTimeMetric(
+      'canary_proxy_override_requests_total',
+      'Requests routed by the override header, by side and outcome; never in canary_proxy_requests_total, the duration histogram or the gate.',
+      'counter',
+      () => source.override.flatMap((s) => OVERRIDE_CLASSES.map((cls, i) => ({ labels: { upstream: s.side, status_class: cls }, value: s.byClass[i] ?? 0 }))),
+    ),
+  )
+  add(
+    new ScrapeTimeMetric('canary_proxy_connections_dropped_total', 'Client connections closed at accept because listen.maxConnections were already open.', 'counter', () => [
+      { labels: {}, value: source.connectionsDropped() },
+    ]),
+  )
   add(new ScrapeTimeMetric('canary_proxy_state_persist_failures_total', 'Failed writes of the rollout state file.', 'counter', () => [{ labels: {}, value: source.persistFailures() }]))
   return registry
 }

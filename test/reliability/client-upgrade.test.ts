@@ -212,6 +212,37 @@ t.test('an h2c token anywhere in Upgrade is never tunnelled: the request is prox
   })
 })
 
+t.test('bytes a client sends before the 101 are kept and reach the upstream through the tunnel, in order', async (t) => {
+  const early = Buffer.alloc(100 * 1024)
+  for (let i = 0; i < early.length; i++) early[i] = i % 251
+  let release: (() => void) | null = null
+  const upstream = await tcpUpstream(t, (socket) => {
+    socket.once('data', () => {
+      // The 101 waits until the client's early bytes have reached the proxy.
+      release = () => {
+        socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n')
+        socket.pipe(socket)
+      }
+    })
+  })
+  const { proxyUrl, adminUrl } = await startApp(t, { upstreams: { stable: upstream.url } })
+  const client = await halfOpenClient(proxyUrl)
+  t.teardown(() => client.socket.destroy())
+  client.socket.write(`GET /ws HTTP/1.1\r\nHost: ${authority(proxyUrl)}\r\n${WS_HEAD}\r\n`)
+  await until('the handshake to reach the upstream', () => release !== null)
+  // More than the 64 KiB the proxy buffers: the rest waits in the socket until the tunnel opens.
+  await new Promise<void>((resolve) => client.socket.write(early, () => resolve()))
+  await sleep(100)
+  release!()
+  const head = 'HTTP/1.1 101 Switching Protocols\r\n'
+  await until('the echo of every early byte', () => client.received().length >= early.length + head.length)
+  const text = client.received()
+  t.ok(text.startsWith(head), 'the 101')
+  const echoed = Buffer.from(text.slice(text.indexOf('\r\n\r\n') + 4), 'latin1')
+  t.ok(echoed.equals(early), 'every early byte, in order, through the tunnel')
+  t.equal(sample(await scrape(adminUrl), 'canary_proxy_requests_total', { upstream: 'stable', status_class: '1xx' }), 1)
+})
+
 t.test('a client that gives up on a pending WebSocket handshake is a client abort, not the upstream error', async (t) => {
   const upstream = await tcpUpstream(t, (socket) => socket.resume()) // accepts the handshake, never answers
   const { proxyUrl, adminUrl } = await startApp(t, { upstreams: { stable: upstream.url }, routing: { responseTimeout: '1s' } })

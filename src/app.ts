@@ -10,6 +10,7 @@ import { systemClock, type Clock } from './core/clock.js'
 import { systemRandom, type Random } from './core/random.js'
 import { EventFeed } from './events/feed.js'
 import { createLogger } from './log.js'
+import type { UncaughtOrigin } from './cli/process-guard.js'
 import type { DataPlaneCounters } from './proxy/exchange.js'
 import { createDataPlane } from './proxy/server.js'
 import { UpstreamPools } from './proxy/upstreams.js'
@@ -41,6 +42,12 @@ export interface App {
   readiness(): Readiness
   /** The recent audit events, oldest first (GET /api/v1/events). */
   auditEvents(): readonly AuditEvent[]
+  /**
+   * An error nothing caught (the process guard `serve` installs, never
+   * buildApp: in tests such an error must still fail the test): logged with
+   * its stack, counted in canary_proxy_uncaught_errors_total.
+   */
+  noteUncaught(error: unknown, origin: UncaughtOrigin): void
   /** Starts both listeners and the rollout timers; resolves with the bound URLs. */
   listen(): Promise<{ proxyUrl: string; adminUrl: string }>
   /** Graceful stop: not ready at once, stop accepting, let in-flight requests finish (up to listen.drainTimeout), flush state. */
@@ -54,7 +61,15 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const log = deps.log ?? createLogger(config.log.level)
   const now = clock.now()
   const stats = { stable: new SideStats('stable', config.analysis.windowMs, now), canary: new SideStats('canary', config.analysis.windowMs, now) }
-  const pools = new UpstreamPools({ connectTimeoutMs: config.routing.connectTimeoutMs })
+  const faults: DataPlaneCounters = { internalErrors: 0, inFlight: 0, bodyTimeouts: 0, draining: false, onIdle: null, bodyTimeoutMs: config.listen.bodyTimeoutMs, clock }
+  const pools = new UpstreamPools({
+    connectTimeoutMs: config.routing.connectTimeoutMs,
+    onError: (error) => {
+      faults.internalErrors++
+      log.error({ err: error }, 'an upstream client reported an error no request took (a proxy bug)')
+    },
+  })
+  let uncaughtErrors = 0
   const store = deps.store ?? new FileStateStore(config.state.file)
   const audit = new AuditLog(config.audit.file)
   const events = new EventFeed((error, event) => log.error({ err: error, event: event.type }, 'an event subscriber failed'))
@@ -78,7 +93,6 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     stats.canary.dispose()
     throw error
   }
-  const faults: DataPlaneCounters = { internalErrors: 0, inFlight: 0, draining: false, onIdle: null }
   let readiness: Readiness = 'starting'
 
   const dataPlane = createDataPlane({ ref: controller.ref, random, faults, responseTimeoutMs: config.routing.responseTimeoutMs })
@@ -95,6 +109,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     phase: () => controller.state.phase,
     rollbacks: () => controller.rollbacks,
     internalErrors: () => faults.internalErrors,
+    bodyTimeouts: () => faults.bodyTimeouts,
+    uncaughtErrors: () => uncaughtErrors,
     persistFailures: () => controller.persistFailures,
     windowFigures: (side) => {
       const f = controller.figures()[side]
@@ -114,6 +130,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     events,
     readiness: () => readiness,
     auditEvents: () => audit.recent(),
+    noteUncaught(error, origin) {
+      uncaughtErrors++
+      log.error({ err: error, origin }, `${origin}: an error escaped every handler; the proxy keeps serving (canary_proxy_uncaught_errors_total). This is a bug: please report it`)
+    },
     async listen() {
       // Admin first, so /readyz can say "starting" while the data plane binds.
       await admin.listen({ host: config.admin.host, port: config.admin.port })

@@ -92,12 +92,16 @@ async function serve(file: string, io: Io): Promise<number> {
     io.err(`cannot start: ${(error as Error).message}`)
     return EXIT_FAILED
   }
+  // From here on an error that escapes every handler is logged and counted, not fatal (src/cli/process-guard.ts).
+  const { guardProcess } = await import('./process-guard.js')
+  const unguard = guardProcess((error, origin) => app.noteUncaught(error, origin))
   try {
     await app.listen()
   } catch (error) {
     const e = error as NodeJS.ErrnoException & { address?: string; port?: number }
     io.err(e.code === 'EADDRINUSE' ? `cannot listen on ${e.address ?? ''}:${e.port ?? ''}: address already in use` : `cannot start: ${e.message}`)
     await app.close()
+    unguard()
     return EXIT_FAILED
   }
   const signal = await stopped
@@ -107,6 +111,7 @@ async function serve(file: string, io: Io): Promise<number> {
   process.once('SIGTERM', now)
   process.once('SIGINT', now)
   await app.close()
+  unguard()
   return EXIT_OK
 }
 

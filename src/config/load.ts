@@ -238,6 +238,7 @@ function semanticIssues(data: Record<string, unknown>): ConfigIssue[] {
   for (const key of ['connectTimeout', 'responseTimeout']) {
     if (ms(routing[key]) === 0) issues.push({ path: `routing.${key}`, message: 'must be greater than 0' })
   }
+  if (ms(section('listen').bodyTimeout) === 0) issues.push({ path: 'listen.bodyTimeout', message: 'must be greater than 0' })
 
   const admin = section('admin')
   const tokens = admin.tokens
@@ -263,7 +264,7 @@ function resolve(raw: RawConfig): Config {
   const canary = raw.upstreams.canary
   const a = raw.analysis
   return {
-    listen: { host: raw.listen.host, port: raw.listen.port, drainTimeoutMs: ms(raw.listen.drainTimeout) },
+    listen: { host: raw.listen.host, port: raw.listen.port, drainTimeoutMs: ms(raw.listen.drainTimeout), bodyTimeoutMs: ms(raw.listen.bodyTimeout) },
     admin: { host: raw.admin.host, port: raw.admin.port, tokens },
     upstreams: { stable: raw.upstreams.stable, canary: canary === undefined || canary === '' ? null : canary },
     routing: {

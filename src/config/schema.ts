@@ -25,6 +25,8 @@ export const ConfigSchema = Type.Object(
       port: port(8080),
       /** How long in-flight requests may take to finish after SIGTERM. */
       drainTimeout: duration('10s'),
+      /** The longest a request body may go without a byte from the client (NGINX's client_body_timeout): then 408. */
+      bodyTimeout: duration('60s'),
     }),
     admin: section({
       host: host('127.0.0.1'),
@@ -100,7 +102,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number]
 
 /** The config every other module reads: durations in ms, absent options as null. */
 export interface Config {
-  readonly listen: { readonly host: string; readonly port: number; readonly drainTimeoutMs: number }
+  readonly listen: { readonly host: string; readonly port: number; readonly drainTimeoutMs: number; readonly bodyTimeoutMs: number }
   readonly admin: {
     readonly host: string
     readonly port: number

@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   CPX_ERR_BAD_REQUEST_TARGET: { status: 400, message: 'request target must be origin-form (/path) or absolute-form (http://host/path)' },
   CPX_ERR_BAD_HOST: { status: 400, message: 'the Host header must be present once, as host or host:port (RFC 9112 §3.2)' },
   CPX_ERR_INTERNAL: { status: 500, message: 'internal proxy error: {cause}' },
+  CPX_ERR_CLIENT_BODY_TIMEOUT: { status: 408, message: 'the request body stalled: no data from the client for {timeout}' },
   // Admin plane.
   CPX_ERR_ADMIN_BAD_INPUT: { status: 400, message: '{detail}' },
   CPX_ERR_ADMIN_UNAUTHORIZED: { status: 401, message: 'missing bearer token: send Authorization: Bearer <token>' },

@@ -11,6 +11,10 @@ export interface MetricsSource {
   phase(): Phase
   rollbacks(): number
   internalErrors(): number
+  /** Requests answered 408 because their body stalled (listen.bodyTimeout). */
+  bodyTimeouts(): number
+  /** Errors that escaped every handler and reached the process guard (`serve` only). */
+  uncaughtErrors(): number
   persistFailures(): number
   /** Current window figures per side, computed when scraped. */
   windowFigures(side: SideName): { errorRate: number; p50Seconds: number | null; p99Seconds: number | null; requests: number }
@@ -120,6 +124,13 @@ export function createRegistry(source: MetricsSource): Registry {
     ),
   )
   add(new ScrapeTimeMetric('canary_proxy_internal_errors_total', 'Replies the proxy generated for its own faults (never charged to a side).', 'counter', () => [{ labels: {}, value: source.internalErrors() }]))
+  add(
+    new ScrapeTimeMetric('canary_proxy_upstream_retries_total', 'Requests sent once more on a new connection after a kept-alive one closed before any response byte (idempotent, no body).', 'counter', () =>
+      source.sides.map((s) => ({ labels: { upstream: s.side }, value: s.retries })),
+    ),
+  )
+  add(new ScrapeTimeMetric('canary_proxy_client_body_timeouts_total', 'Requests answered 408 because the client sent no body byte for listen.bodyTimeout (never charged to a side).', 'counter', () => [{ labels: {}, value: source.bodyTimeouts() }]))
+  add(new ScrapeTimeMetric('canary_proxy_uncaught_errors_total', 'Errors no handler caught, logged and counted by the serve process instead of exiting (a bug: please report).', 'counter', () => [{ labels: {}, value: source.uncaughtErrors() }]))
   add(new ScrapeTimeMetric('canary_proxy_state_persist_failures_total', 'Failed writes of the rollout state file.', 'counter', () => [{ labels: {}, value: source.persistFailures() }]))
   return registry
 }

@@ -25,6 +25,8 @@ export class SideStats {
   durationSumSeconds = 0
   durationCount = 0
   clientAborts = 0
+  /** Requests sent a second time after a kept-alive connection closed under them (each still has one outcome). */
+  retries = 0
   readonly window: SlidingWindow
   /**
    * Called (synchronously, so it must only schedule) on every error outcome,
@@ -71,6 +73,11 @@ export class SideStats {
   /** The client went away first: counted here only, never as an upstream error. */
   recordClientAbort(): void {
     this.clientAborts++
+  }
+
+  /** A request retried on a new connection: not an outcome (the retry records one). */
+  recordRetry(): void {
+    this.retries++
   }
 
   summarize(now: number): SideSummary {

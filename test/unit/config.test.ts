@@ -14,7 +14,7 @@ t.test('a minimal config gets the documented defaults', async (t) => {
   t.ok(r.ok)
   if (!r.ok) return
   const c = r.value
-  t.same(c.listen, { host: '0.0.0.0', port: 8080, drainTimeoutMs: 10_000 })
+  t.same(c.listen, { host: '0.0.0.0', port: 8080, drainTimeoutMs: 10_000, bodyTimeoutMs: 60_000 })
   t.same([c.admin.host, c.admin.port, c.admin.tokens.size], ['127.0.0.1', 9901, 0])
   t.same(c.upstreams, { stable: 'http://127.0.0.1:9001', canary: null })
   t.same(c.routing, { stickyHeader: null, stickyCookie: null, overrideHeader: 'x-canary', connectTimeoutMs: 2000, responseTimeoutMs: 30_000, preserveHost: true, trustForwarded: false })

@@ -11,8 +11,8 @@ import t from 'tap'
 import { Agent, request } from 'undici'
 import { admin, startApp } from '../helpers/app.js'
 import { FAULT_KINDS, startFaultyUpstream, type FaultKind } from '../helpers/faulty-upstream.js'
-import { sample, scrape } from '../helpers/raw-http.js'
-import { startUpstream } from '../helpers/upstreams.js'
+import { authority, RawConnection, sample, scrape } from '../helpers/raw-http.js'
+import { startRawServer, startUpstream } from '../helpers/upstreams.js'
 
 type Method = 'GET' | 'HEAD' | 'DELETE' | 'POST' | 'PUT'
 type BodyShape = 'none' | 'content-length' | 'chunked' | 'large'
@@ -163,3 +163,19 @@ for (const kind of FAULT_KINDS) {
     }
   })
 }
+
+t.test('an upstream that fails while the client is still sending its body: 502, and the connection closes', async (t) => {
+  const faulty = await startRawServer(t, (socket) => socket.once('data', () => socket.resetAndDestroy()))
+  const { proxyUrl, adminUrl } = await startApp(t, { upstreams: { stable: faulty.url }, rollout: { autoStart: false } })
+  const conn = await RawConnection.open(proxyUrl)
+  t.teardown(() => conn.destroy())
+  // 1,000 of 100,000 body bytes: the rest would never be a request.
+  conn.write(`POST /upload HTTP/1.1\r\nHost: ${authority(proxyUrl)}\r\nContent-Length: 100000\r\n\r\n${'u'.repeat(1000)}`)
+  const res = await conn.response()
+  t.equal(res.status, 502)
+  t.same(res.headers['x-canary-proxy-error'], ['CPX_ERR_UPSTREAM_RESET'])
+  t.same(res.headers.connection, ['close'])
+  t.ok(await conn.closed(), 'closed after the reply')
+  const after = await counters(adminUrl)
+  t.same([after['stable.error'], after['stable.aborts']], [1, 0], 'the upstream\'s error, once')
+})

@@ -34,7 +34,7 @@ async function once(url: string, path: string): Promise<{ status: number; code: 
   const conn = await RawConnection.open(url)
   try {
     conn.write(`GET ${path} HTTP/1.1\r\nHost: ${authority(url)}\r\nConnection: close\r\n\r\n`)
-    const res = await conn.response()
+    const res = await conn.response(20_000)
     return { status: res.status, code: res.headers['x-canary-proxy-error']?.[0], body: res.body.toString() }
   } finally {
     conn.destroy()
@@ -57,7 +57,8 @@ audit: { file: ${JSON.stringify(join(dir, 'audit.jsonl'))} }
 log: { level: info }
 `,
   )
-  const served = await serve(t, config)
+  // A generous start-up wait: on a loaded 2-core machine the child was measured taking over 20 s to listen.
+  const served = await serve(t, config, { timeoutMs: 60_000 })
   const pid = served.child.pid
   // Nothing proxied yet: no upstream connection is kept alive to reuse.
   const fds = openFds(pid)
@@ -72,7 +73,7 @@ log: { level: info }
 
   const conn = idle[0]!
   conn.write(`GET /needs-an-upstream-connection HTTP/1.1\r\nHost: ${authority(served.proxyUrl)}\r\n\r\n`)
-  const res = await conn.response()
+  const res = await conn.response(20_000)
   t.equal(res.status, 500)
   t.same(res.headers['x-canary-proxy-error'], ['CPX_ERR_INTERNAL'])
   t.match(res.body.toString(), /EMFILE/)

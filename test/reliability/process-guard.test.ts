@@ -30,7 +30,8 @@ audit: { file: ${JSON.stringify(join(dir, 'audit.jsonl'))} }
 log: { level: info }
 `,
   )
-  const served = await serve(t, config, { env: { NODE_OPTIONS: `--import=${FIXTURE}` } })
+  // A generous start-up wait: on a loaded 2-core machine the child was measured taking over 20 s to listen.
+  const served = await serve(t, config, { env: { NODE_OPTIONS: `--import=${FIXTURE}` }, timeoutMs: 60_000 })
   const get = async (): Promise<number> => {
     const res = await request(`${served.proxyUrl}/before`)
     await res.body.text()

@@ -18,7 +18,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/{proxy,routing,stats,rollout,state,admin,config}/**/*.ts', 'src/app.ts'],
+    files: ['src/{proxy,routing,stats,rollout,state,admin,config,probes,webhooks}/**/*.ts', 'src/app.ts'],
     rules: {
       'no-restricted-properties': [
         'error',

@@ -16,7 +16,7 @@ export function formatBytes(bytes: number): string {
   const sign = bytes < 0 ? '-' : ''
   let n = Math.abs(bytes)
   for (const unit of ['B', 'KiB', 'MiB', 'GiB']) {
-    if (n < 1024 || unit === 'GiB') return `${sign}${unit === 'B' ? String(Math.round(n)) : n.toPrecision(3).replace(/\.?0+$/, '')} ${unit}`
+    if (n < 1024 || unit === 'GiB') return `${sign}${unit === 'B' ? String(Math.round(n)) : n.toPrecision(3).replace(/(\.\d*?)0+$/, '$1').replace(/\.$/, '')} ${unit}`
     n /= 1024
   }
   return `${sign}${n} GiB`

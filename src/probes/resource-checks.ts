@@ -279,7 +279,8 @@ function memoryGrowth(input: GateInput, settings: ResourceCheckSettings, max: nu
       .filter((s) => s.at >= windowStart && s.instances[i]?.rssBytes !== null && s.instances[i] !== undefined)
       .map((s) => ({ minutes: (s.at - windowStart) / 60_000, rss: s.instances[i]!.rssBytes! }))
     const span = points.length === 0 ? 0 : (points[points.length - 1]!.minutes - points[0]!.minutes) * 60_000
-    if (points.length < MIN_GROWTH_SAMPLES || span < settings.growthWindowMs * 0.9) {
+    // The window's first sample may fall just outside it (timer jitter): two intervals of slack.
+    if (points.length < MIN_GROWTH_SAMPLES || span < settings.growthWindowMs - 2 * canary.intervalMs) {
       findings.push(held(id, max, `collecting: ${points.length} samples of ${endpoint} over ${formatDuration(span)}; the growth check needs ${MIN_GROWTH_SAMPLES} over ${formatDuration(settings.growthWindowMs)}`, points.length))
       continue
     }

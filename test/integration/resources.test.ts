@@ -122,7 +122,7 @@ t.test('a canary that allocates 5 MiB/s fails maxMemory, the growth check and a 
 
   const memory = loop.first('resources.maxMemory', 'fail')
   t.ok(memory, 'maxMemory failed')
-  t.match(memory?.reason, new RegExp(`^canary instance http://${canary.host}/metrics resident memory .* > max ${formatBytes(maxMemory)} in 3 consecutive samples \\(`), memory?.reason)
+  t.match(memory?.reason, new RegExp(`^canary instance http://${canary.host}/metrics resident memory .* > max ${formatBytes(maxMemory)} in 3 consecutive samples \\(`), memory?.reason ?? '')
   t.equal(memory?.threshold, maxMemory)
   t.ok((memory?.observed ?? 0) > maxMemory, 'observed is the value over the limit')
   // Proven at the third sample over the limit, not later: what failed is the third sample after the crossing.
@@ -132,11 +132,11 @@ t.test('a canary that allocates 5 MiB/s fails maxMemory, the growth check and a 
   t.equal(memory?.observed, rssSeries[crossed + 2], 'failed at the third sample over the limit')
   const growth = loop.first('resources.maxMemoryGrowthPerMinute', 'fail')
   t.ok(growth, 'the growth check failed')
-  t.match(growth?.reason, /memory grows [\d.]+ MiB\/min \(99\.9% bounds .* > max 60 MiB\/min/, growth?.reason)
+  t.match(growth?.reason, /memory grows [\d.]+ MiB\/min \(99\.9% bounds .* > max 60 MiB\/min/, growth?.reason ?? '')
   t.ok((growth?.observed ?? 0) > 150 * MiB && (growth?.observed ?? 0) < 600 * MiB, `the slope is near the 300 MiB/min allocated (${formatBytes(growth?.observed ?? 0)}/min)`)
   const rss = loop.first('checks.canary-rss', 'fail')
   t.ok(rss, 'the Prometheus check failed')
-  t.match(rss?.reason, new RegExp(`^checks\\.canary-rss: \\d+ > max ${maxMemory} in 2 consecutive results .* of max\\(process_resident_memory_bytes\\{instance="${canary.host.replace(/\./g, '\\.')}"\\}\\)`), rss?.reason)
+  t.match(rss?.reason, new RegExp(`^checks\\.canary-rss: \\d+ > max ${maxMemory} in 2 consecutive results .* of max\\(process_resident_memory_bytes\\{instance="${canary.host.replace(/\./g, '\\.')}"\\}\\)`), rss?.reason ?? '')
 
   for (const id of ['checks.empty', 'checks.nan', 'checks.down']) {
     t.same(failures(loop.of(id)), [], `${id} never failed`)
@@ -168,7 +168,7 @@ t.test('a canary burning twice the CPU per request fails maxCpuPerRequestRatio; 
   if (process.env.DEBUG_PROBES) for (const f of loop.of('resources.maxCpuPerRequestRatio').filter((_, i) => i % 4 === 0)) console.error(f.verdict, f.reason)
   const cpu = loop.first('resources.maxCpuPerRequestRatio', 'fail')
   t.ok(cpu, 'the CPU check failed')
-  t.match(cpu?.reason, /^canary CPU [\d.]+ ms per request = [\d.]+x stable's [\d.]+ ms > max 1\.50x in 3 consecutive samples \(samples [\d.]+x, [\d.]+x, [\d.]+x over \d+(\.\d+)?s, \d+ canary requests\); [\d.]+ cores per instance above/, cpu?.reason)
+  t.match(cpu?.reason, /^canary CPU [\d.]+ ms per request = [\d.]+x stable's [\d.]+ ms > max 1\.50x in 3 consecutive samples \(samples [\d.]+x, [\d.]+x, [\d.]+x over \d+(\.\d+)?s, \d+ canary requests\); [\d.]+ cores per instance above/, cpu?.reason ?? '')
   t.ok((cpu?.observed ?? 0) > 1.5 && (cpu?.observed ?? 0) < 3, `the ratio is near 2 (${cpu?.observed})`)
   t.same(failures([...loop.of('resources.maxMemory'), ...loop.of('resources.maxMemoryRatio')]), [], 'memory checks never failed')
   t.ok(loop.first('resources.maxMemory', 'pass'), 'maxMemory passed')

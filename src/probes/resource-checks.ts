@@ -21,9 +21,11 @@
  * - maxMemoryGrowthPerMinute: the least-squares slope of each canary
  *   instance's resident memory over `growthWindow`, with a one-sided
  *   Student-t bound at `confidence`: fail when the lower bound is above the
- *   limit and the last third of the window sits wholly above the first third
- *   (a collector's saw-tooth rises in one tooth and falls in the next); pass
- *   when the upper bound is below it. Two points would mostly measure where
+ *   limit, the last third of the window sits wholly above the first third
+ *   (a collector's saw-tooth rises in one tooth and falls in the next), and
+ *   the later half alone still grows faster than the limit (a fresh process's
+ *   warm-up ramp flattens, a leak does not); pass when the upper bound is
+ *   below it. Two points would mostly measure where
  *   in the saw-tooth they fell.
  *
  * Missing, failed or stale scrapes hold (`insufficient`), never fail.
@@ -291,9 +293,16 @@ function memoryGrowth(input: GateInput, settings: ResourceCheckSettings, max: nu
     const bounds = slopeBounds(trend, settings.confidence)
     const third = Math.max(1, Math.floor(points.length / 3))
     const rising = Math.min(...points.slice(-third).map((p) => p.rss)) > Math.max(...points.slice(0, third).map((p) => p.rss))
+    // Still growing at that pace in the later half: a fresh process's warm-up ramp (heap, caches) flattens, a leak does not.
+    const later = points.slice(Math.floor(points.length / 2))
+    const sustained =
+      fitTrend(
+        later.map((p) => p.minutes),
+        later.map((p) => p.rss),
+      ).slope > max
     const level = `${(settings.confidence * 100).toFixed(1).replace(/\.0$/, '')}%`
     const what = `canary instance ${endpoint} memory grows ${formatBytes(trend.slope)}/min (${level} bounds ${formatBytes(bounds.lower)} to ${formatBytes(bounds.upper)}/min) over ${points.length} samples in ${formatDuration(span)}, now ${formatBytes(points[points.length - 1]!.rss)}`
-    if (bounds.lower > max && rising) findings.push({ check: id, verdict: 'fail', observed: trend.slope, threshold: max, n: points.length, reason: `${what} > max ${formatBytes(max)}/min` })
+    if (bounds.lower > max && rising && sustained) findings.push({ check: id, verdict: 'fail', observed: trend.slope, threshold: max, n: points.length, reason: `${what} > max ${formatBytes(max)}/min` })
     else if (bounds.upper <= max) findings.push({ check: id, verdict: 'pass', observed: trend.slope, threshold: max, n: points.length, reason: `${what} <= max ${formatBytes(max)}/min` })
     else findings.push(held(id, max, `${what}: not proven ${trend.slope > max ? 'above' : 'below'} max ${formatBytes(max)}/min yet`, points.length, trend.slope))
   }

@@ -127,9 +127,9 @@ t.test('a canary that allocates 5 MiB/s fails maxMemory, the growth check and a 
   t.ok((memory?.observed ?? 0) > maxMemory, 'observed is the value over the limit')
   // Proven at the third sample over the limit, not later: what failed is the third sample after the crossing.
   const rssSeries = (runner.latest<ResourceSeries>('resources.canary')?.value?.samples ?? []).map((s) => s.instances[0]?.rssBytes ?? 0)
-  const crossed = rssSeries.findIndex((v) => v > maxMemory)
-  t.ok(crossed > 0, 'the series holds the crossing and a sample before it')
-  t.equal(memory?.observed, rssSeries[crossed + 2], 'failed at the third sample over the limit')
+  const crossed = rssSeries.findIndex((v, i) => [v, rssSeries[i + 1], rssSeries[i + 2]].every((x) => x !== undefined && x > maxMemory))
+  t.ok(crossed > 0 && rssSeries[crossed - 1]! <= maxMemory, 'the series holds the crossing and a sample under the limit before it')
+  t.equal(memory?.observed, rssSeries[crossed + 2], 'failed at the third sample in a row over the limit')
   const growth = loop.first('resources.maxMemoryGrowthPerMinute', 'fail')
   t.ok(growth, 'the growth check failed')
   t.match(growth?.reason, /memory grows [\d.]+ MiB\/min \(99\.9% bounds .* > max 60 MiB\/min/, growth?.reason ?? '')
@@ -195,6 +195,7 @@ t.test('a healthy pair beside a noisy neighbour is never failed by a resource ch
   await until(() => ids.every((id) => loop.of(id).filter((f) => f.verdict === 'pass').length >= 12), 30_000)
   await load.stop()
   for (const id of ids) {
+    if (process.env.DEBUG_PROBES) for (const f of failures(loop.of(id)).slice(0, 3)) console.error('FAIL', f.reason)
     t.same(failures(loop.of(id)), [], `${id} never failed`)
     t.ok(loop.first(id, 'pass'), `${id} passed`)
   }

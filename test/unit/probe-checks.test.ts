@@ -157,6 +157,10 @@ t.test('maxMemoryGrowthPerMinute: a steady leak fails with its slope; a flat or 
   // One tooth of a collector's saw-tooth: up 2 MiB a second, then down at the end. The slope is high, the last third is not above the first.
   const tooth = series('canary', [100, 102, 104, 106, 108, 110, 112, 114, 116, 100, 101].map((m) => ({ cpu: 0.01, requests: 10, rss: m * MiB })))
   t.not(evaluate(check, { 'resources.canary': tooth }, T0 + 10_000).verdict, 'fail', 'a saw-tooth is not a leak')
+  // A fresh process warming up: 3 MiB a second for five seconds, then flat. Proven growth overall, but not a leak.
+  const warmup = series('canary', [100, 103, 106, 109, 112, 115, 115.2, 114.9, 115.1, 115, 115.2].map((m) => ({ cpu: 0.01, requests: 10, rss: m * MiB })))
+  const warm = evaluate(check, { 'resources.canary': warmup }, T0 + 10_000)
+  t.not(warm.verdict, 'fail', `a warm-up ramp that flattens is not a leak: ${warm.reason}`)
   const short = series('canary', flat(4, { cpu: 0.01, requests: 10, rss: 100 * MiB }))
   t.match(evaluate(check, { 'resources.canary': short }, T0 + 3000), { verdict: 'insufficient', reason: /^collecting: 4 samples/ })
   const noisy = series('canary', [100, 130, 90, 140, 95, 150, 100, 160, 90, 150, 110].map((m) => ({ cpu: 0.01, requests: 10, rss: m * MiB })))

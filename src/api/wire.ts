@@ -25,7 +25,7 @@ export const SideViewSchema = Type.Object(
     p50Ms: nullable(Type.Number()),
     p99Ms: nullable(Type.Number()),
   },
-  { $id: 'SideView', additionalProperties: true },
+  { additionalProperties: true },
 )
 
 export const FindingSchema = Type.Object(
@@ -37,7 +37,7 @@ export const FindingSchema = Type.Object(
     n: Type.Integer({ minimum: 0 }),
     reason: Type.String(),
   },
-  { $id: 'Finding', additionalProperties: true },
+  { additionalProperties: true },
 )
 
 export const DecisionViewSchema = Type.Object(
@@ -47,7 +47,7 @@ export const DecisionViewSchema = Type.Object(
     reason: Type.String(),
     findings: Type.Array(FindingSchema),
   },
-  { $id: 'Decision', additionalProperties: true },
+  { additionalProperties: true },
 )
 
 export const StatusViewSchema = Type.Object(
@@ -64,7 +64,7 @@ export const StatusViewSchema = Type.Object(
     stepEndsAt: nullable(isoTime),
     generation: Type.Integer({ minimum: 0, description: 'counts rollouts started' }),
   },
-  { $id: 'Status', additionalProperties: true },
+  { additionalProperties: true },
 )
 
 export const EventViewSchema = Type.Object(
@@ -76,10 +76,10 @@ export const EventViewSchema = Type.Object(
     to: Type.Object({ phase: PhaseSchema, weight: Type.Number() }),
     reason: nullable(Type.String()),
   },
-  { $id: 'Event', additionalProperties: true },
+  { additionalProperties: true },
 )
 
-export const EventsViewSchema = Type.Object({ events: Type.Array(EventViewSchema) }, { $id: 'Events' })
+export const EventsViewSchema = Type.Object({ events: Type.Array(EventViewSchema) })
 
 export const ErrorBodySchema = Type.Object(
   {
@@ -87,7 +87,7 @@ export const ErrorBodySchema = Type.Object(
     code: Type.String({ description: 'a CPX_ERR_* code (README "Errors")' }),
     field: Type.Optional(Type.String()),
   },
-  { $id: 'Error' },
+  { additionalProperties: false },
 )
 
 export type SideView = Static<typeof SideViewSchema>

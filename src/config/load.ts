@@ -1,21 +1,22 @@
 /** Reads a config: YAML -> ${ENV} substitution -> schema with defaults -> semantic checks -> Config, or every problem found. */
 import { readFile } from 'node:fs/promises'
-import { Ajv, type ErrorObject } from 'ajv'
+import { Ajv } from 'ajv'
 import { parseDocument } from 'yaml'
-import { hasAtMostTwoDecimals, isLoopbackHost, upstreamUrlProblem } from '../core/domain.js'
 import { parseBytes } from '../core/bytes.js'
+import { hasAtMostTwoDecimals, isLoopbackHost, upstreamUrlProblem, weightProblem } from '../core/domain.js'
 import { parseDuration } from '../core/duration.js'
-import { ENDPOINT_VARIABLES, QUERY_VARIABLES, renderTemplate, templateValues, unknownVariables } from '../probes/template.js'
+import { expectedKeyword, schemaProblems } from '../core/schema-errors.js'
 import { err, ok, type Result } from '../core/result.js'
+import { ENDPOINT_VARIABLES, QUERY_VARIABLES, renderTemplate, templateValues, unknownVariables } from '../probes/template.js'
 import { substituteEnv } from './env.js'
-import { keyPath, type ConfigIssue } from './issues.js'
+import type { ConfigIssue } from './issues.js'
 import { ConfigSchema, GATE_WEBHOOK_TYPES, type Config, type ExternalChecksConfig, type RawConfig, type WebhookConfig } from './schema.js'
 
 export type ConfigResult = Result<Config, readonly ConfigIssue[]>
 type Env = Readonly<Record<string, string | undefined>>
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, verbose: true })
-ajv.addKeyword({ keyword: 'x-expected', schemaType: 'string' })
+expectedKeyword(ajv)
 const validateSchema = ajv.compile<RawConfig>(ConfigSchema)
 
 export async function loadConfigFile(file: string, env: Env = process.env): Promise<ConfigResult> {
@@ -59,7 +60,7 @@ export function configFromObject(input: unknown): ConfigResult {
   }
   const data = coerceToStrings(ConfigSchema, withoutNulls(structuredClone(input))) as Record<string, unknown>
   const valid = validateSchema(data)
-  const issues = valid ? [] : schemaIssues(validateSchema.errors ?? [])
+  const issues: ConfigIssue[] = valid ? [] : schemaProblems(validateSchema.errors ?? [])
   // Semantic checks run even when the schema failed, so one run reports every
   // problem; a path already reported by the schema is not reported twice.
   const reported = new Set(issues.map((i) => i.path))
@@ -100,105 +101,6 @@ function withoutNulls(value: unknown): unknown {
   return value
 }
 
-const TYPE_WORDS: Record<string, string> = {
-  integer: 'an integer',
-  number: 'a number',
-  string: 'a string',
-  boolean: 'true or false',
-  object: 'a mapping of keys',
-  array: 'a list',
-}
-
-function schemaIssues(errors: readonly ErrorObject[]): ConfigIssue[] {
-  const seen = new Set<string>()
-  const issues: ConfigIssue[] = []
-  for (const e of errors) {
-    const segments = pointerSegments(e.instancePath)
-    let path = keyPath(segments)
-    let message: string
-    switch (e.keyword) {
-      case 'required':
-        path = keyPath([...segments, String(e.params.missingProperty)])
-        message = 'is required'
-        break
-      case 'additionalProperties': {
-        const key = String(e.params.additionalProperty)
-        path = keyPath([...segments, key])
-        const known = Object.keys((e.parentSchema?.properties ?? {}) as Record<string, unknown>)
-        const near = closest(key, known)
-        message = `unknown key${near ? ` (did you mean ${near}?)` : ''}; expected one of: ${known.join(', ')}`
-        break
-      }
-      case 'type': {
-        const expected = (e.parentSchema as Record<string, unknown> | undefined)?.['x-expected']
-        message = `must be ${typeof expected === 'string' ? expected : (TYPE_WORDS[String(e.params.type)] ?? String(e.params.type))}${shown(e.data)}`
-        break
-      }
-      case 'pattern': {
-        const expected = (e.parentSchema as Record<string, unknown> | undefined)?.['x-expected']
-        message = `must be ${typeof expected === 'string' ? expected : `a string matching ${String(e.params.pattern)}`}${shown(e.data)}`
-        break
-      }
-      case 'enum':
-        message = `must be one of: ${(e.params.allowedValues as unknown[]).join(', ')}${shown(e.data)}`
-        break
-      case 'minItems':
-        message = `must have at least ${String(e.params.limit)} item${e.params.limit === 1 ? '' : 's'}`
-        break
-      case 'minLength':
-        message = 'must not be empty'
-        break
-      default:
-        message = e.message ?? 'is not valid'
-    }
-    const line = `${path}: ${message}`
-    if (!seen.has(line)) {
-      seen.add(line)
-      issues.push({ path, message })
-    }
-  }
-  return issues
-}
-
-function pointerSegments(pointer: string): (string | number)[] {
-  if (pointer === '') return []
-  return pointer
-    .slice(1)
-    .split('/')
-    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
-    .map((s) => (/^\d+$/.test(s) ? Number(s) : s))
-}
-
-function shown(value: unknown): string {
-  if (value === undefined || (typeof value === 'object' && value !== null)) return ''
-  return ` (got ${JSON.stringify(value)})`
-}
-
-function closest(word: string, candidates: readonly string[]): string | null {
-  let best: string | null = null
-  let bestDistance = Infinity
-  for (const c of candidates) {
-    const d = editDistance(word.toLowerCase(), c.toLowerCase())
-    if (d < bestDistance) {
-      best = c
-      bestDistance = d
-    }
-  }
-  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : null
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, i) => i)
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i]
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1))
-    }
-    previous = current
-  }
-  return previous[b.length] ?? 0
-}
-
 /**
  * Checks a schema cannot express: URLs, step order, cross-field rules. It reads
  * data the schema may have refused, so every field is type-guarded; defaults
@@ -222,7 +124,7 @@ function semanticIssues(data: Record<string, unknown>): ConfigIssue[] {
   if (Array.isArray(steps)) {
     steps.forEach((step: unknown, i) => {
       if (typeof step !== 'number') return
-      if (!hasAtMostTwoDecimals(step)) issues.push({ path: `rollout.steps[${i}]`, message: `must have at most two decimals, as weights go in steps of 0.01 (got ${step})` })
+      if (!hasAtMostTwoDecimals(step)) issues.push({ path: `rollout.steps[${i}]`, message: weightProblem(step, { positive: true }) ?? '' })
       const before: unknown = steps[i - 1]
       // An out-of-range step is reported once, not again as out of order.
       if (typeof before === 'number' && before > 0 && before <= 100 && step > 0 && step <= 100 && step <= before) issues.push({ path: `rollout.steps[${i}]`, message: `must be greater than the step before it (${before}); steps go up in order` })

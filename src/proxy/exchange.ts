@@ -2,6 +2,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
 import { monotonicMicros } from '../core/clock.js'
+import { messageOf } from '../core/errors.js'
 import type { RoutingSnapshot, UpstreamTarget } from '../routing/snapshot.js'
 import { prepareRequestHeaders, prepareResponseHeaders } from './headers.js'
 import { classifyFailure, sendLocalReply } from './local-reply.js'
@@ -16,7 +17,7 @@ export interface DataPlaneCounters {
   onIdle: (() => void) | null
 }
 
-const CLIENT_GONE = Object.assign(new Error('client closed the connection'), { code: 'CPX_CLIENT_ABORT' })
+const CLIENT_GONE = Object.assign(new Error(messageOf('CPX_ERR_CLIENT_ABORT')), { code: 'CPX_ERR_CLIENT_ABORT' })
 
 /**
  * Life of an exchange: constructed with the chosen side -> dispatched on that
@@ -118,7 +119,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#settled) return
     this.#settled = true
     this.#res.end()
-    this.#target.stats.recordResponse(this.#status, this.#latencyUs, this.#target.epoch)
+    this.#target.stats.recordResponse(this.#status, this.#latencyUs)
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | null, error: Error): void {
@@ -129,7 +130,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return
     }
     const failure = classifyFailure(error, this.#target.side, this.#responseTimeoutMs)
-    if (failure.upstreamFault) this.#target.stats.recordFailure(this.#target.epoch)
+    if (failure.upstreamFault) this.#target.stats.recordFailure()
     else this.#faults.internalErrors++
     sendLocalReply(this.#res, failure.code, failure.message)
   }

@@ -1,17 +1,11 @@
 /** The audit trail: one JSON line per transition and admin action, appended to a file, with the recent ones kept for GET /api/v1/events. */
 import { mkdir, open, type FileHandle } from 'node:fs/promises'
 import { dirname } from 'node:path'
+import type { EventView } from '../api/wire.js'
 import type { AuditRecord } from '../events/feed.js'
 
-/** As written to the file and served by the events API: `at` is an ISO 8601 time. */
-export interface AuditEvent {
-  readonly at: string
-  readonly actor: string
-  readonly action: string
-  readonly from: { readonly phase: string; readonly weight: number }
-  readonly to: { readonly phase: string; readonly weight: number }
-  readonly reason: string | null
-}
+/** As written to the file and served by the events API (the wire's EventView): `at` is an ISO 8601 time. */
+export type AuditEvent = EventView
 
 const TAIL_BYTES = 1 << 20
 

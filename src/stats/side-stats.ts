@@ -1,6 +1,6 @@
-/** SideStats: one side's preallocated counters and analysis window; `recordResponse` is the hot call. */
+/** SideStats: one side's cumulative counters for Prometheus (by status class, duration buckets, client aborts), preallocated. */
 import type { SideName } from '../routing/snapshot.js'
-import { SlidingWindow, type WindowFigures } from './window.js'
+import type { WindowFigures } from './window.js'
 
 /** Label values of canary_proxy_requests_total{status_class}; the index is the counter slot. */
 export const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'error'] as const
@@ -11,10 +11,11 @@ export const DURATION_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05
 const BUCKET_BOUNDS_US = Float64Array.from(DURATION_BUCKETS_SECONDS, (s) => s * 1e6)
 
 /**
- * Everything here is allocated once per side and only incremented by the data
- * plane; prom-client reads it at scrape time and the gate reads the window on
- * its tick. Cumulative counters never reset (Prometheus counters); the window
- * resets when a new rollout starts.
+ * Everything here is allocated once per side, only incremented by the data
+ * plane, and read by prom-client at scrape time. These counters never reset
+ * (Prometheus counters) and outlive upstreams: after a promotion the stable
+ * series continues on the new stable (canary_proxy_info says which). The
+ * analysis window is fed apart, per backend (BackendStats).
  */
 export class SideStats {
   readonly side: SideName
@@ -25,47 +26,27 @@ export class SideStats {
   durationSumSeconds = 0
   durationCount = 0
   clientAborts = 0
-  readonly window: SlidingWindow
-  /**
-   * Called (synchronously, so it must only schedule) on every error outcome,
-   * when set; the rollout controller uses it to judge a failing canary before
-   * its next tick. Null when nobody listens: one null check per error.
-   */
-  onError: (() => void) | null = null
-  /** The epoch of the upstream the window measures (see UpstreamTarget.epoch). */
-  epoch = 0
 
-  constructor(side: SideName, windowMs: number, now: number) {
+  constructor(side: SideName) {
     this.side = side
-    this.window = new SlidingWindow(windowMs, now)
   }
 
-  /**
-   * One response from the upstream: status, and time from request arrival to
-   * its response headers. `epoch` is the target's (see UpstreamTarget.epoch).
-   */
-  recordResponse(status: number, latencyUs: number, epoch = this.epoch): void {
+  /** One response from the upstream: status, and time from request arrival to its response headers. */
+  recordResponse(status: number, latencyUs: number): void {
     let cls = ((status / 100) | 0) - 1
     if (cls < 0 || cls > 4) cls = 4
     this.byClass[cls]!++
-    const isError = status >= 500
-    const current = epoch === this.epoch
-    if (current) this.window.recordResponse(isError, latencyUs)
     let b = 0
     const bounds = BUCKET_BOUNDS_US
     while (b < bounds.length && latencyUs > bounds[b]!) b++
     this.durationBuckets[b]!++
     this.durationSumSeconds += latencyUs / 1e6
     this.durationCount++
-    if (isError && current && this.onError !== null) this.onError()
   }
 
   /** No response at all (connect failure, reset, timeout): status_class="error". */
-  recordFailure(epoch = this.epoch): void {
+  recordFailure(): void {
     this.byClass[ERROR_CLASS]!++
-    if (epoch !== this.epoch) return
-    this.window.recordFailure()
-    if (this.onError !== null) this.onError()
   }
 
   /** The client went away first: counted here only, never as an upstream error. */
@@ -73,13 +54,11 @@ export class SideStats {
     this.clientAborts++
   }
 
-  summarize(now: number): SideSummary {
-    return summarize(this.window.read(now))
-  }
-
-  /** Releases the window's histograms once nothing can record any more (after the upstream pools closed). */
-  dispose(): void {
-    this.window.dispose()
+  /** Every outcome recorded so far (responses and failures). */
+  get outcomes(): number {
+    let n = 0
+    for (const count of this.byClass) n += count
+    return n
   }
 }
 

@@ -48,7 +48,8 @@ export class ControlPlaneHttp {
       size += (chunk as Buffer).length
       if (size > maxBytes) {
         res.body.destroy()
-        throw Object.assign(new Error(`response body larger than ${maxBytes} bytes`), { code: 'CPX_BODY_TOO_LARGE' })
+        // A local marker, not a product error code (those are CPX_ERR_*, in core/errors.ts): it never leaves this module's callers.
+        throw Object.assign(new Error(`response body larger than ${maxBytes} bytes`), { code: 'BODY_TOO_LARGE' })
       }
       chunks.push(chunk as Buffer)
     }
@@ -73,7 +74,7 @@ export function describeFailure(error: unknown, signal?: AbortSignal): string {
   }
   if (typeof error === 'object' && error !== null) {
     const e = error as { code?: unknown; name?: unknown; message?: unknown }
-    if (e.code === 'CPX_BODY_TOO_LARGE') return String(e.message)
+    if (e.code === 'BODY_TOO_LARGE') return String(e.message)
     if (typeof e.code === 'string') return CODE_WORDS[e.code] ?? e.code
     if (typeof e.name === 'string') return e.name
   }

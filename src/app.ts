@@ -73,7 +73,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     await audit.close()
     throw error
   }
-  const { controller, backends, analysis, status } = plane
+  const { controller, backends, status } = plane
   const faults: DataPlaneCounters = { internalErrors: 0, inFlight: 0, draining: false, onIdle: null }
   let readiness: Readiness = 'starting'
 
@@ -133,7 +133,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       const fixed = restartOnlyKeys(config, next)
       config = { ...next, listen: config.listen, admin: config.admin, state: config.state, audit: config.audit }
       log.level = next.log.level
-      analysis.configure(config.analysis, clock.now())
+      await plane.reconfigure(config)
       await controller.reload(rolloutConfig(config))
       events.emit({ type: 'configReload', at: clock.now(), ok: true, problems: fixed.map((key) => `${key}: changed; takes effect on restart`) })
       return fixed
@@ -142,7 +142,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       // Admin first, so /readyz can say "starting" while the data plane binds.
       await admin.listen({ host: config.admin.host, port: config.admin.port })
       await dataPlane.listen({ host: config.listen.host, port: config.listen.port })
-      controller.startTimers()
+      plane.start()
       readiness = 'ready'
       const proxyUrl = urlOf(dataPlane.server)
       const adminUrl = urlOf(admin.server)
@@ -169,6 +169,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         deadline.cancel()
         for (const socket of upgraded) socket.destroy()
         controller.stopTimers()
+        // The last transitions' notifications get a moment to go out; the probes stop first.
+        await plane.stop(2_000)
         await controller.flush()
         await audit.close()
         await admin.close()

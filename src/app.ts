@@ -18,6 +18,7 @@ import { createRegistry } from './stats/metrics.js'
 import { SideStats } from './stats/side-stats.js'
 import { AuditLog, type AuditEvent } from './state/audit-log.js'
 import { FileStateStore } from './state/file-store.js'
+import { MonitoredStore } from './state/monitored-store.js'
 import type { StateStore } from './state/store.js'
 
 export interface AppDeps {
@@ -53,9 +54,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const random = deps.random ?? systemRandom
   const log = deps.log ?? createLogger(config.log.level)
   const now = clock.now()
-  const stats = { stable: new SideStats('stable', config.analysis.windowMs, now), canary: new SideStats('canary', config.analysis.windowMs, now) }
+  const buckets = config.metrics.bucketsSeconds
+  const stats = { stable: new SideStats('stable', config.analysis.windowMs, now, buckets), canary: new SideStats('canary', config.analysis.windowMs, now, buckets) }
   const pools = new UpstreamPools({ connectTimeoutMs: config.routing.connectTimeoutMs })
-  const store = deps.store ?? new FileStateStore(config.state.file)
+  const store = new MonitoredStore(deps.store ?? new FileStateStore(config.state.file))
   const audit = new AuditLog(config.audit.file)
   const events = new EventFeed((error, event) => log.error({ err: error, event: event.type }, 'an event subscriber failed'))
   try {
@@ -93,13 +95,17 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     sides: [stats.stable, stats.canary],
     weight: () => controller.state.weight,
     phase: () => controller.state.phase,
+    step: () => controller.status().step ?? -1,
+    info: () => ({ stable: controller.state.stableUrl, canary: controller.state.canaryUrl, generation: controller.state.generation }),
+    lastTransitionAt: () => controller.state.updatedAt,
+    findings: () => controller.state.lastDecision?.findings ?? [],
+    ready: () => readiness === 'ready',
     rollbacks: () => controller.rollbacks,
     internalErrors: () => faults.internalErrors,
     persistFailures: () => controller.persistFailures,
-    windowFigures: (side) => {
-      const f = controller.figures()[side]
-      return { errorRate: f.errorRate, requests: f.requests, p50Seconds: f.p50Ms === null ? null : f.p50Ms / 1000, p99Seconds: f.p99Ms === null ? null : f.p99Ms / 1000 }
-    },
+    auditWriteFailures: () => audit.writeFailures,
+    stateBackendUp: () => store.up,
+    windowFigures: (side) => controller.figures()[side],
   })
   const admin = createAdminServer({ controller, registry, audit, tokens: config.admin.tokens, readiness: () => readiness, log: log.child({ plane: 'admin' }) })
 

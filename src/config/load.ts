@@ -143,6 +143,9 @@ function schemaIssues(errors: readonly ErrorObject[]): ConfigIssue[] {
       case 'minItems':
         message = `must have at least ${String(e.params.limit)} item${e.params.limit === 1 ? '' : 's'}`
         break
+      case 'maxItems':
+        message = `must have at most ${String(e.params.limit)} items${shownLength(e.data)}`
+        break
       case 'minLength':
         message = 'must not be empty'
         break
@@ -158,6 +161,10 @@ function schemaIssues(errors: readonly ErrorObject[]): ConfigIssue[] {
   return issues
 }
 
+function shownLength(value: unknown): string {
+  return Array.isArray(value) ? ` (got ${value.length})` : ''
+}
+
 function pointerSegments(pointer: string): (string | number)[] {
   if (pointer === '') return []
   return pointer
@@ -168,6 +175,8 @@ function pointerSegments(pointer: string): (string | number)[] {
 }
 
 function shown(value: unknown): string {
+  // JSON has no spelling for them: YAML's .inf and .nan would read as "null".
+  if (typeof value === 'number' && !Number.isFinite(value)) return ` (got ${value})`
   if (value === undefined || (typeof value === 'object' && value !== null)) return ''
   return ` (got ${JSON.stringify(value)})`
 }
@@ -224,6 +233,17 @@ function semanticIssues(data: Record<string, unknown>): ConfigIssue[] {
       const before: unknown = steps[i - 1]
       // An out-of-range step is reported once, not again as out of order.
       if (typeof before === 'number' && before > 0 && before <= 100 && step > 0 && step <= 100 && step <= before) issues.push({ path: `rollout.steps[${i}]`, message: `must be greater than the step before it (${before}); steps go up in order` })
+    })
+  }
+
+  const buckets = section('metrics').buckets
+  if (Array.isArray(buckets)) {
+    buckets.forEach((bound: unknown, i) => {
+      if (typeof bound !== 'number' || bound <= 0 || !Number.isFinite(bound)) return
+      const before: unknown = buckets[i - 1]
+      if (typeof before === 'number' && before > 0 && Number.isFinite(before) && bound <= before) {
+        issues.push({ path: `metrics.buckets[${i}]`, message: `must be greater than the bucket before it (${before}); buckets go up in order (got ${bound})` })
+      }
     })
   }
 
@@ -295,5 +315,6 @@ function resolve(raw: RawConfig): Config {
     state: { file: raw.state.file, redis: raw.state.redis ?? null },
     audit: { file: raw.audit.file },
     log: { level: raw.log.level },
+    metrics: { bucketsSeconds: Object.freeze([...raw.metrics.buckets]) },
   }
 }

@@ -53,7 +53,9 @@ export interface ScrapeJob {
 }
 
 export interface PrometheusOptions {
-  readonly jobs: readonly ScrapeJob[]
+  readonly jobs?: readonly ScrapeJob[]
+  /** Scrape configs as Prometheus reads them (e.g. taken from an example file), after `jobs`. */
+  readonly scrapeConfigs?: readonly Readonly<Record<string, unknown>>[]
   /** Absolute paths of rule files to load (alerting and recording rules). */
   readonly ruleFiles?: readonly string[]
   /** Short, so a test sees a change within a second or two. */
@@ -114,11 +116,14 @@ export async function startPrometheus(t: Test, options: PrometheusOptions): Prom
   const config = {
     global: { scrape_interval: scrapeInterval, scrape_timeout: scrapeInterval, evaluation_interval: options.evaluationInterval ?? '500ms' },
     rule_files: [...(options.ruleFiles ?? [])],
-    scrape_configs: options.jobs.map((j) => ({
-      job_name: j.job,
-      metrics_path: j.metricsPath ?? '/metrics',
-      static_configs: [{ targets: [...j.targets], ...(j.labels === undefined ? {} : { labels: { ...j.labels } }) }],
-    })),
+    scrape_configs: [
+      ...(options.jobs ?? []).map((j) => ({
+        job_name: j.job,
+        metrics_path: j.metricsPath ?? '/metrics',
+        static_configs: [{ targets: [...j.targets], ...(j.labels === undefined ? {} : { labels: { ...j.labels } }) }],
+      })),
+      ...(options.scrapeConfigs ?? []),
+    ],
   }
   const configFile = join(dir, 'prometheus.yml')
   await writeFile(configFile, stringify(config))

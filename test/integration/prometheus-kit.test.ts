@@ -27,29 +27,25 @@ async function scrapeConfigsOf(file: string): Promise<ScrapeConfig[]> {
 }
 
 /**
- * The Kubernetes example's job with its discovery swapped for one static
- * target carrying the labels pod discovery would give: Debian's Prometheus is
- * built without Kubernetes discovery, and the relabelling is what matters here.
+ * The Kubernetes example's job with its discovery swapped for static targets
+ * carrying the labels pod discovery gives (one target per container port):
+ * Debian's Prometheus is built without Kubernetes discovery, and the
+ * relabelling is what matters here. `others` are ports the job must drop.
  */
-function asStatic(job: ScrapeConfig, name: string, address: string, adminPort: number): ScrapeConfig {
+function asStatic(job: ScrapeConfig, name: string, adminAddress: string, others: readonly { address: string; container: string; port: string }[] = []): ScrapeConfig {
   const { kubernetes_sd_configs: _discovery, ...rest } = job
-  return {
-    ...rest,
-    job_name: name,
-    static_configs: [
-      {
-        targets: [address],
-        labels: {
-          __meta_kubernetes_pod_label_app_kubernetes_io_name: 'canary-proxy',
-          __meta_kubernetes_pod_annotation_prometheus_io_scrape: 'true',
-          __meta_kubernetes_pod_annotation_prometheus_io_port: String(adminPort),
-          __meta_kubernetes_pod_annotation_prometheus_io_path: '/metrics',
-          __meta_kubernetes_namespace: 'shop',
-          __meta_kubernetes_pod_name: 'canary-proxy-7d9c-x2x4q',
-        },
-      },
-    ],
-  }
+  const target = (address: string, container: string, port: string): Record<string, unknown> => ({
+    targets: [address],
+    labels: {
+      __meta_kubernetes_pod_container_name: container,
+      __meta_kubernetes_pod_container_port_name: port,
+      __meta_kubernetes_pod_annotation_prometheus_io_scrape: 'true',
+      __meta_kubernetes_pod_annotation_prometheus_io_path: '/metrics',
+      __meta_kubernetes_namespace: 'shop',
+      __meta_kubernetes_pod_name: 'canary-proxy-7d9c-x2x4q',
+    },
+  })
+  return { ...rest, job_name: name, static_configs: [target(adminAddress, 'canary-proxy', 'admin'), ...others.map((o) => target(o.address, o.container, o.port))] }
 }
 
 t.test('promtool: the alert rules and their unit tests, the scrape examples', async (t) => {
@@ -71,7 +67,7 @@ t.test('promtool: the alert rules and their unit tests, the scrape examples', as
     'one job, discovering pods',
   )
   t.same((k8s.scrape_configs[0]!.kubernetes_sd_configs as { role: string }[])[0], { role: 'pod' })
-  await writeFile(join(dir, 'kubernetes.yml'), stringify({ ...k8s, scrape_configs: k8s.scrape_configs.map((j) => asStatic(j, j.job_name, '127.0.0.1:1', 9901)) }))
+  await writeFile(join(dir, 'kubernetes.yml'), stringify({ ...k8s, scrape_configs: k8s.scrape_configs.map((j) => asStatic(j, j.job_name, '127.0.0.1:9901')) }))
   await copyFile(ALERTS, join(dir, 'alerts.yaml'))
   const k8sConfig = await promtool(['check', 'config', 'kubernetes.yml'], { cwd: dir })
   t.equal(k8sConfig.code, 0, `promtool check config kubernetes.yml: ${k8sConfig.stdout}${k8sConfig.stderr}`)
@@ -149,8 +145,11 @@ t.test('a real Prometheus scrapes the proxy through a rollback: the rollback ale
     ruleFiles: [ALERTS],
     scrapeConfigs: [
       { ...staticJob!, static_configs: [{ targets: [adminAddress] }] },
-      // A wrong port in the address: the port annotation must win.
-      asStatic(podJob!, 'canary-proxy-pods', `${admin.hostname}:1`, Number(admin.port)),
+      // The proxy's data port and another container's port are discovered too: only the admin port is kept.
+      asStatic(podJob!, 'canary-proxy-pods', adminAddress, [
+        { address: new URL(proxyUrl).host, container: 'canary-proxy', port: 'http' },
+        { address: '127.0.0.1:1', container: 'app', port: 'admin' },
+      ]),
     ],
   })
 
@@ -183,12 +182,12 @@ t.test('a real Prometheus scrapes the proxy through a rollback: the rollback ale
   t.same((await prometheus.alerts()).filter((a) => a.labels.alertname === 'CanaryProxyRolledBack'), [], 'no rollback alert while healthy')
 
   // The pod job reached the admin port through the relabelling, and carries the pod's labels.
-  const targets = await until('both scrape jobs to be up', async () => {
+  const targets = await until('both scrape jobs to be up, and the other discovered ports dropped', async () => {
     const all = await prometheus.targets()
     return all.length === 2 && all.every((x) => x.health === 'up') ? all : undefined
   }, 10_000, 100)
   const pod = targets.find((x) => x.labels.job === 'canary-proxy-pods')
-  t.equal(pod?.scrapeUrl, `http://${adminAddress}/metrics`, 'scraped on the annotated port and path')
+  t.equal(pod?.scrapeUrl, `http://${adminAddress}/metrics`, 'scraped on the admin port, at the annotated path')
   t.same([pod?.labels.namespace, pod?.labels.pod], ['shop', 'canary-proxy-7d9c-x2x4q'])
 
   // The canary breaks: rolled back by the proxy, then alerted by Prometheus.

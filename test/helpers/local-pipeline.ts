@@ -11,7 +11,7 @@ export interface PipelineRun {
 }
 
 /** Bounded: the script's rollout takes ~10 s of its own and its wait 60 s at most; a busy machine starts each node process slowly. */
-export function runLocalPipeline(t: Test, args: readonly string[], timeoutMs = 110_000): Promise<PipelineRun> {
+export function runLocalPipeline(t: Test, args: readonly string[], timeoutMs = 220_000): Promise<PipelineRun> {
   return new Promise((resolve, reject) => {
     const child = spawn('bash', [join(REPO, 'examples', 'local-pipeline.sh'), ...args], { cwd: REPO, env: cliEnv({ CANARY_PROXY: `${process.execPath} ${CLI}` }), stdio: ['ignore', 'pipe', 'pipe'] })
     let output = ''

@@ -2,6 +2,9 @@
 import t from 'tap'
 import { everythingStopped, inOrder, runLocalPipeline, STAGES } from '../helpers/local-pipeline.js'
 
+// ~5 s of rollout and 7 node processes; on a machine shared with other work those have taken over 100 s.
+t.setTimeout(240_000)
+
 t.test('a faulty canary is rolled back: exit 1', async (t) => {
   const run = await runLocalPipeline(t, ['--faulty'])
   t.equal(run.code, 1, `exit 1\n${run.output}`)

@@ -2,6 +2,9 @@
 import t from 'tap'
 import { everythingStopped, inOrder, runLocalPipeline, STAGES } from '../helpers/local-pipeline.js'
 
+// ~10 s of rollout and 6 node processes; on a machine shared with other work those have taken over 100 s.
+t.setTimeout(240_000)
+
 t.test('a healthy canary is released: exit 0', async (t) => {
   const run = await runLocalPipeline(t, [])
   t.equal(run.code, 0, `exit 0\n${run.output}`)

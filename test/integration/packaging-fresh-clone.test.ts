@@ -10,6 +10,8 @@ import { REPO, cliEnv } from '../helpers/cli.js'
 import { packageJson, packList } from '../helpers/pack.js'
 
 const run = promisify(execFile)
+// The build takes ~15 s of CPU; on a machine shared with other work it has taken over 100 s of wall time.
+t.setTimeout(240_000)
 
 t.test('a pack from a fresh clone builds the bin first (prepack), and that bin runs', async (t) => {
   const pkg = await packageJson()
@@ -22,7 +24,7 @@ t.test('a pack from a fresh clone builds the bin first (prepack), and that bin r
   }
   await symlink(join(REPO, 'node_modules'), join(clone, 'node_modules'), 'dir')
   t.notOk(existsSync(join(clone, 'dist')), 'no build output yet')
-  const files = await packList(clone, { ignoreScripts: false, timeoutMs: 110_000 })
+  const files = await packList(clone, { ignoreScripts: false, timeoutMs: 220_000 })
   t.ok(files.includes(pkg.bin['canary-proxy']!.replace(/^\.\//, '')), `the pack has the bin (${pkg.bin['canary-proxy']})`)
   t.ok(files.includes('dist/src/healthcheck.js'), 'and the HEALTHCHECK script')
   t.ok(existsSync(join(clone, 'dist', 'src', 'main.js')), 'built by prepack')

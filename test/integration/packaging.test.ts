@@ -191,11 +191,15 @@ t.test('the HEALTHCHECK script probes the admin listener its config names, on an
     'container-like.yaml',
     [
       'listen: { host: 127.0.0.1, port: 0 }',
-      `admin: { host: 0.0.0.0, port: \${ADMIN_PORT}, token: "\${CANARY_PROXY_ADMIN_TOKEN}" }`,
+      // Block style: a plain ${...} is not allowed inside a flow mapping.
+      'admin:',
+      '  host: 0.0.0.0',
+      '  port: ${ADMIN_PORT}',
+      '  token: "${CANARY_PROXY_ADMIN_TOKEN}"',
       `upstreams: { stable: "${stable.url}" }`,
       `state: { file: "${join(dir, 'state.json')}" }`,
       `audit: { file: "${join(dir, 'audit.jsonl')}" }`,
-      'log: { level: warn }',
+      'log: { level: info }',
     ].join('\n'),
   )
   const env = { CANARY_PROXY_ADMIN_TOKEN: 'secret', ADMIN_PORT: String(adminPort) }

@@ -115,7 +115,7 @@ function configOf(t: Test, resources: Resource[], container: Container, pod: Pod
   const problems = parsed.ok ? [] : parsed.error.filter((i) => i.path !== 'state.redis').map(renderIssue)
   t.same(problems, [], 'the ConfigMap holds a valid canary-proxy config')
   if (parsed.ok) return parsed.value
-  const withoutRedis = parseConfigText((text ?? '').replace(/, redis: "[^"]*"/, ''), { CANARY_PROXY_ADMIN_TOKEN: 'x' })
+  const withoutRedis = parseConfigText((text ?? '').replace(/redis: "[^"]*"/, ''), { CANARY_PROXY_ADMIN_TOKEN: 'x' })
   t.ok(withoutRedis.ok, 'and valid once state.redis is set aside')
   return withoutRedis.ok ? withoutRedis.value : null
 }
@@ -185,7 +185,8 @@ for (const variant of VARIANTS) {
     // With a read-only root, what the proxy writes must be on a volume.
     const writable = (file: string): boolean =>
       container.volumeMounts?.some((m) => file.startsWith(`${m.mountPath}/`) && m.readOnly !== true && pod.volumes?.some((v) => v.name === m.name && v.emptyDir !== undefined)) === true
-    t.ok(writable(config.state.file), `state.file ${config.state.file} is on a writable volume`)
+    // With state.redis the state is not in a file (this version's validator sets state.redis aside, see configOf).
+    if (variant !== 'overlays/ha-redis') t.ok(writable(config.state.file), `state.file ${config.state.file} is on a writable volume`)
     t.ok(writable(config.audit.file), `audit.file ${config.audit.file} is on a writable volume`)
 
     const annotations = deployment.spec.template.metadata.annotations ?? {}

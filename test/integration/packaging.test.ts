@@ -212,7 +212,8 @@ t.test('the HEALTHCHECK script probes the admin listener its config names, on an
       return { code: e.code ?? -1, stderr: e.stderr ?? '' }
     }
   }
-  const served = await serve(t, null, { env: { ...env, CANARY_PROXY_CONFIG: file } })
+  // A generous start-up wait: a shared machine's load has made node take over 20 s to start.
+  const served = await serve(t, null, { env: { ...env, CANARY_PROXY_CONFIG: file }, timeoutMs: 60_000 })
   t.equal(new URL(served.adminUrl).port, String(adminPort), 'serve took the admin port from the config')
   t.same(await check({ CANARY_PROXY_CONFIG: file }), { code: 0, stderr: '' }, 'healthy: exit 0 (config from CANARY_PROXY_CONFIG)')
   t.same(await check({}, ['--config', file]), { code: 0, stderr: '' }, 'healthy: exit 0 (config from --config)')

@@ -135,7 +135,8 @@ t.test('a real Prometheus scrapes the proxy through a rollback: the rollback ale
   const { app, adminUrl, proxyUrl } = await startApp(t, {
     upstreams: { stable: stable.url, canary: canary.url },
     rollout: { steps: [20, 100], stepDuration: '5m', autoStart: true },
-    analysis: { interval: '200ms', window: '10s', minRequests: 10, maxErrorRate: 0.05, maxP99: '1s' },
+    // maxP99 far above anything a busy machine adds: only the errors decide here.
+    analysis: { interval: '200ms', window: '10s', minRequests: 10, maxErrorRate: 0.05, maxP99: '30s' },
   })
   const admin = new URL(adminUrl)
   const adminAddress = admin.host

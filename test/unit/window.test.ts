@@ -102,7 +102,7 @@ t.test('SideStats: status classes, duration buckets, aborts, onError hook', asyn
 
 t.test('summary of an empty window has null percentiles', async (t) => {
   const f = new SideStats('stable', 1000, T0).summarize(T0)
-  t.same(f, { requests: 0, errors: 0, errorRate: 0, p50Ms: null, p90Ms: null, p99Ms: null, p999Ms: null })
+  t.same(f, { requests: 0, errors: 0, errorRate: 0, p50Ms: null, p90Ms: null, p99Ms: null, p999Ms: null, latencyCount: 0, latencySumSeconds: 0 })
 })
 
 t.test('countAbove counts the values above a bound, to the histogram resolution', async (t) => {

@@ -20,6 +20,7 @@ import type { RolloutController } from './rollout/controller.js'
 import { createRegistry } from './stats/metrics.js'
 import { AuditLog } from './state/audit-log.js'
 import { FileStateStore } from './state/file-store.js'
+import { MonitoredStore } from './state/monitored-store.js'
 import type { StateStore } from './state/store.js'
 
 export interface AppDeps {
@@ -60,7 +61,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const random = deps.random ?? systemRandom
   const log = deps.log ?? createLogger(config.log.level)
   const pools = new UpstreamPools({ connectTimeoutMs: config.routing.connectTimeoutMs })
-  const store = deps.store ?? new FileStateStore(config.state.file)
+  const store = new MonitoredStore(deps.store ?? new FileStateStore(config.state.file))
   const audit = new AuditLog(config.audit.file)
   await audit.open()
   warnWithoutChecks(config, log)
@@ -89,13 +90,20 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     sides: [backends.sides.stable, backends.sides.canary],
     weight: () => controller.state.weight,
     phase: () => controller.state.phase,
+    step: () => {
+      const s = controller.state
+      return 'stepIndex' in s && s.stepIndex !== null && s.stepIndex >= 0 ? s.stepIndex : -1
+    },
+    info: () => ({ stable: controller.state.stableUrl, canary: controller.state.canaryUrl, generation: controller.state.generation }),
+    lastTransitionAt: () => controller.state.updatedAt,
+    findings: () => controller.state.lastDecision?.findings ?? [],
+    ready: () => readiness === 'ready',
     rollbacks: () => controller.rollbacks,
     internalErrors: () => faults.internalErrors,
     persistFailures: () => controller.persister.failures,
-    windowFigures: (side) => {
-      const f = plane.figures()[side]
-      return { errorRate: f.errorRate, requests: f.requests, p50Seconds: f.p50Ms === null ? null : f.p50Ms / 1000, p99Seconds: f.p99Ms === null ? null : f.p99Ms / 1000 }
-    },
+    auditWriteFailures: () => audit.writeFailures,
+    stateBackendUp: () => store.up,
+    windowFigures: (side) => plane.figures()[side],
   })
   const control: RolloutControl = {
     status,

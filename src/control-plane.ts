@@ -56,7 +56,7 @@ export async function buildControlPlane(deps: ControlPlaneDeps): Promise<Control
   const { config, clock, log } = deps
   const events = deps.events ?? new EventFeed((error, event) => log.error({ err: error, event: event.type }, 'an event subscriber failed'))
   // The data plane starts on all-stable; the controller publishes the real table as soon as it has restored the state.
-  const backends = new Backends(deps.pools, routingTable({ stableUrl: config.upstreams.stable, canaryUrl: null, weight: 0, generation: 0 }, config.routing, 0))
+  const backends = new Backends(deps.pools, routingTable({ stableUrl: config.upstreams.stable, canaryUrl: null, weight: 0, generation: 0 }, config.routing, 0), config.metrics.bucketsSeconds)
   let controller: RolloutController | null = null
   const probeRollout = (): ProbeRollout => {
     const s = controller?.state

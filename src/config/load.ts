@@ -132,6 +132,17 @@ function semanticIssues(data: Record<string, unknown>): ConfigIssue[] {
     })
   }
 
+  const buckets = section('metrics').buckets
+  if (Array.isArray(buckets)) {
+    buckets.forEach((bound: unknown, i) => {
+      if (typeof bound !== 'number' || bound <= 0 || !Number.isFinite(bound)) return
+      const before: unknown = buckets[i - 1]
+      if (typeof before === 'number' && before > 0 && Number.isFinite(before) && bound <= before) {
+        issues.push({ path: `metrics.buckets[${i}]`, message: `must be greater than the bucket before it (${before}); buckets go up in order (got ${bound})` })
+      }
+    })
+  }
+
   const ms = (value: unknown): number | null => (typeof value === 'string' ? parseDuration(value) : null)
   const analysis = section('analysis')
   const interval = ms(analysis.interval)
@@ -333,6 +344,7 @@ function resolve(raw: RawConfig): Config {
     state: { file: raw.state.file, redis: raw.state.redis ?? null, redisKeyPrefix: raw.state.redisKeyPrefix },
     audit: { file: raw.audit.file },
     log: { level: raw.log.level },
+    metrics: { bucketsSeconds: Object.freeze([...raw.metrics.buckets]) },
   }
 }
 

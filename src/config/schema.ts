@@ -2,6 +2,7 @@
 import { Type, type Static, type TInteger, type TSchema, type TString } from '@sinclair/typebox'
 import { BYTES_PATTERN } from '../core/bytes.js'
 import { DURATION_PATTERN } from '../core/duration.js'
+import { DEFAULT_DURATION_BUCKETS_SECONDS, MAX_DURATION_BUCKETS } from '../stats/buckets.js'
 
 /**
  * `x-expected` is our own annotation: the config loader turns a failed
@@ -180,6 +181,14 @@ export const ConfigSchema = Type.Object(
     log: section({
       level: Type.Unsafe<LogLevel>({ type: 'string', enum: [...LOG_LEVELS], default: 'info' }),
     }),
+    metrics: section({
+      /** Upper bounds (seconds) of canary_proxy_request_duration_seconds, ascending; +Inf is always added. */
+      buckets: Type.Array(Type.Number({ exclusiveMinimum: 0, 'x-expected': 'a finite number of seconds such as 0.25' }), {
+        minItems: 1,
+        maxItems: MAX_DURATION_BUCKETS,
+        default: [...DEFAULT_DURATION_BUCKETS_SECONDS],
+      }),
+    }),
   },
   { additionalProperties: false },
 )
@@ -219,6 +228,10 @@ export interface Config {
   readonly state: { readonly file: string; readonly redis: string | null; readonly redisKeyPrefix: string }
   readonly audit: { readonly file: string }
   readonly log: { readonly level: LogLevel }
+  readonly metrics: {
+    /** Ascending, finite, > 0; without +Inf. */
+    readonly bucketsSeconds: readonly number[]
+  }
 }
 
 export interface AnalysisConfig {

@@ -20,9 +20,9 @@ export class Backends {
   readonly #live = new Map<string, BackendStats>()
   #table: RoutingTable
 
-  constructor(pools: UpstreamPools, initial: RoutingTable) {
+  constructor(pools: UpstreamPools, initial: RoutingTable, bucketsSeconds?: readonly number[]) {
     this.#pools = pools
-    this.sides = { stable: new SideStats('stable'), canary: new SideStats('canary') }
+    this.sides = { stable: new SideStats('stable', bucketsSeconds), canary: new SideStats('canary', bucketsSeconds) }
     this.#table = initial
     this.ref = new SnapshotRef(this.#compile(initial))
   }

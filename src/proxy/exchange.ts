@@ -31,8 +31,8 @@ export interface DataPlaneCounters {
   readonly clock: Clock
 }
 
-const CLIENT_GONE = Object.assign(new Error('client closed the connection'), { code: 'CPX_CLIENT_ABORT' })
-const BODY_STALLED = Object.assign(new Error('the request body stalled'), { code: 'CPX_CLIENT_BODY_TIMEOUT' })
+const CLIENT_GONE = Object.assign(new Error(messageOf('CPX_ERR_CLIENT_ABORT')), { code: 'CPX_ERR_CLIENT_ABORT' })
+const BODY_STALLED = Object.assign(new Error('the request body stalled'), { code: 'CPX_ERR_CLIENT_BODY_TIMEOUT' })
 
 /**
  * Methods retried once when a kept-alive connection closes under them:
@@ -188,7 +188,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#settled) return
     this.#settle()
     this.#res.end()
-    this.#target.stats.recordResponse(this.#status, this.#latencyUs, this.#target.epoch)
+    this.#target.stats.recordResponse(this.#status, this.#latencyUs)
   }
 
   /**
@@ -214,7 +214,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       }
       this.#settle()
       const failure = classifyFailure(error, this.#target.side, this.#responseTimeoutMs)
-      if (failure.upstreamFault) this.#target.stats.recordFailure(this.#target.epoch)
+      if (failure.upstreamFault) this.#target.stats.recordFailure()
       else this.#faults.internalErrors++
       // A body the client is still sending will not be read: close rather than drain it (RFC 9112 §9.6).
       sendLocalReply(this.#res, failure.code, failure.message, !this.#req.complete)

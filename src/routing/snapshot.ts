@@ -1,10 +1,10 @@
 /** RoutingSnapshot: everything one request needs to choose and reach a side, compiled once and never mutated. */
 import type { Dispatcher } from 'undici'
-import type { SideStats } from '../stats/side-stats.js'
+import type { OutcomeRecorder } from '../stats/backend-stats.js'
 
 export type SideName = 'stable' | 'canary'
 
-/** One upstream as the data plane sees it; its pool and stats outlive snapshots. */
+/** One upstream as the data plane sees it; its pool (by origin) and stats (by backend id) outlive snapshots. */
 export interface UpstreamTarget {
   readonly side: SideName
   readonly url: string
@@ -13,14 +13,13 @@ export interface UpstreamTarget {
   /** Path prefix of the upstream URL without a trailing slash ('' for none). */
   readonly basePath: string
   readonly dispatcher: Dispatcher
-  readonly stats: SideStats
   /**
-   * Which upstream of this side the stats' window currently measures: it
-   * changes when the side's URL does (a new canary, a promotion). A request
-   * still in flight to the previous one records with the old epoch, so its
-   * late result reaches the cumulative counters but never the new window.
+   * The backend's recorder. A request keeps the target it started with, so a
+   * result that arrives after the routing table moved on (a new canary, a
+   * promotion) is recorded on the backend it was sent to, which by then counts
+   * in Prometheus only (BackendStats.retire).
    */
-  readonly epoch: number
+  readonly stats: OutcomeRecorder
 }
 
 export interface RoutingSnapshot {

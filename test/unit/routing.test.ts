@@ -4,7 +4,7 @@ import { pickSide } from '../../src/routing/pick-side.js'
 import { compileSnapshot, type UpstreamTarget } from '../../src/routing/snapshot.js'
 import { cookieValue, stickyBucket } from '../../src/routing/sticky-bucket.js'
 
-const target = (side: 'stable' | 'canary'): UpstreamTarget => ({ side, url: `http://${side}`, host: side, basePath: '', dispatcher: null as never, stats: null as never, epoch: 0 })
+const target = (side: 'stable' | 'canary'): UpstreamTarget => ({ side, url: `http://${side}`, host: side, basePath: '', dispatcher: null as never, stats: null as never })
 const stable = target('stable')
 const canary = target('canary')
 const snapshot = (weight: number, over: Partial<Parameters<typeof compileSnapshot>[0]> = {}) =>

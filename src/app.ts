@@ -14,6 +14,7 @@ import { EventFeed, type ControlEvent } from './events/feed.js'
 import { createLogger } from './log.js'
 import type { UncaughtOrigin } from './cli/process-guard.js'
 import type { Backends } from './proxy/backends.js'
+import type { ExternalChecks } from './probes/external-checks.js'
 import type { DataPlaneCounters } from './proxy/exchange.js'
 import { createDataPlane } from './proxy/server.js'
 import { UpstreamPools } from './proxy/upstreams.js'
@@ -43,6 +44,8 @@ export interface App {
   readonly log: Logger
   /** The control plane's event feed (transitions, decisions, persistence failures, reloads). */
   readonly events: EventFeed
+  /** The config's probes and webhooks as built now (rebuilt on SIGHUP): their counters, the notifier's queue. */
+  readonly external: ExternalChecks
   readiness(): Readiness
   /** GET /api/v1/status. */
   status(): StatusView
@@ -119,6 +122,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     persistFailures: () => controller.persister.failures,
     auditWriteFailures: () => audit.writeFailures,
     stateBackendUp: () => store.up,
+    webhookCalls: () => plane.external.counters.values(),
     windowFigures: (side) => plane.figures()[side],
   })
   const control: RolloutControl = {
@@ -150,6 +154,9 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     registry,
     log,
     events,
+    get external() {
+      return plane.external
+    },
     readiness: () => readiness,
     status,
     auditEvents: () => audit.recent(),

@@ -185,7 +185,7 @@ export const ConfigSchema = Type.Object(
     }),
     metrics: section({
       /** Upper bounds (seconds) of canary_proxy_request_duration_seconds, ascending; +Inf is always added. */
-      buckets: Type.Array(Type.Number({ exclusiveMinimum: 0, 'x-expected': 'a finite number of seconds such as 0.25' }), {
+      buckets: Type.Array(Type.Number({ exclusiveMinimum: 0, 'x-expected': 'a finite number of seconds above 0, such as 0.25' }), {
         minItems: 1,
         maxItems: MAX_DURATION_BUCKETS,
         default: [...DEFAULT_DURATION_BUCKETS_SECONDS],

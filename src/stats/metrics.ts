@@ -31,6 +31,8 @@ export interface MetricsSource {
   auditWriteFailures(): number
   /** The state store answers: false from a failed save until one lands. */
   stateBackendUp(): boolean
+  /** canary_proxy_webhook_calls_total's series: every configured webhook, each result. */
+  webhookCalls(): readonly MetricValue<string>[]
   /** Current window figures per side, computed when scraped. */
   windowFigures(side: SideName): SideSummary
 }
@@ -195,6 +197,7 @@ export function createRegistry(source: MetricsSource): Registry {
   add(new ScrapeTimeMetric('canary_proxy_uncaught_errors_total', 'Errors no handler caught, logged and counted by the serve process instead of exiting (a bug: please report).', 'counter', () => [{ labels: {}, value: source.uncaughtErrors() }]))
   add(new ScrapeTimeMetric('canary_proxy_state_persist_failures_total', 'Failed saves of the rollout state (each is retried on the next analysis tick).', 'counter', () => one(source.persistFailures())))
   add(new ScrapeTimeMetric('canary_proxy_state_backend_up', '1 while the state store takes saves, 0 from a failed save until one lands.', 'gauge', () => one(source.stateBackendUp() ? 1 : 0)))
+  add(new ScrapeTimeMetric('canary_proxy_webhook_calls_total', 'Webhook calls by result (success, http_error, timeout, network_error) and notifications dropped from a full queue.', 'counter', () => [...source.webhookCalls()]))
   add(new ScrapeTimeMetric('canary_proxy_audit_write_failures_total', 'Audit records that could not be written to audit.file.', 'counter', () => one(source.auditWriteFailures())))
   return registry
 }

@@ -96,9 +96,8 @@ t.test('notifications from the real app: every transition to event hooks (JSON a
     { name: 'undo', type: 'rollback', url: rollback.url },
   ]
   const running = await startApp(t, { upstreams: { stable: stable.url }, rollout: { steps: [10, 50], stepDuration: '10m' }, webhooks })
-  const external = buildExternalChecks(running.config, { clock: systemClock, urls: () => ({ stable: running.app.controller.state.stableUrl, canary: running.app.controller.state.canaryUrl }) })
-  external.notifier.attach(running.app.events)
-  t.teardown(() => external.close())
+  // The app's own notifier: the control plane builds it from the config's webhooks.
+  const external = running.app.external
 
   t.equal((await admin(running.adminUrl, 'POST', '/api/v1/rollout/start', { canary: canary.url })).status, 200)
   t.equal((await admin(running.adminUrl, 'PUT', '/api/v1/weight', { weight: 30 })).status, 200)
@@ -138,6 +137,9 @@ t.test('notifications from the real app: every transition to event hooks (JSON a
       { labels: { webhook: 'undo', result: 'success' }, value: 1 },
     ],
   )
+  const scraped = await (await fetch(`${running.adminUrl}/metrics`)).text()
+  t.match(scraped, /canary_proxy_webhook_calls_total\{webhook="feed",result="success"\} 3/, 'the counts reach /metrics')
+  t.match(scraped, /canary_proxy_webhook_calls_total\{webhook="undo",result="dropped"\} 0/, 'every series starts at 0')
 })
 
 t.test('a failing receiver is retried with backoff; one that hangs times out and delays only its own queue; one that is gone is counted; a full queue drops the oldest', async (t) => {

@@ -28,12 +28,12 @@ t.test('bad metrics.buckets: one clear line per problem, and nothing else', asyn
   const table: [string, string, string[]][] = [
     ['out of order', '[0.1, 0.05, 1]', ['metrics.buckets[1]: must be greater than the bucket before it (0.1); buckets go up in order (got 0.05)']],
     ['a repeated bound', '[0.1, 0.1]', ['metrics.buckets[1]: must be greater than the bucket before it (0.1); buckets go up in order (got 0.1)']],
-    ['zero', '[0, 1]', ['metrics.buckets[0]: must be > 0']],
-    ['negative', '[-1, 1]', ['metrics.buckets[0]: must be > 0']],
+    ['zero', '[0, 1]', ['metrics.buckets[0]: must be a finite number of seconds above 0, such as 0.25 (got 0)']],
+    ['negative', '[-1, 1]', ['metrics.buckets[0]: must be a finite number of seconds above 0, such as 0.25 (got -1)']],
     ['empty', '[]', ['metrics.buckets: must have at least 1 item']],
-    ['a duration string', '[250ms]', ['metrics.buckets[0]: must be a finite number of seconds such as 0.25 (got "250ms")']],
-    ['infinity', '[1, .inf]', ['metrics.buckets[1]: must be a finite number of seconds such as 0.25 (got Infinity)']],
-    ['+Inf, as in the exposition', '[1, +Inf]', ['metrics.buckets[1]: must be a finite number of seconds such as 0.25 (got "+Inf")']],
+    ['a duration string', '[250ms]', ['metrics.buckets[0]: must be a finite number of seconds above 0, such as 0.25 (got "250ms")']],
+    ['infinity', '[1, .inf]', ['metrics.buckets[1]: must be a finite number of seconds above 0, such as 0.25 (got Infinity)']],
+    ['+Inf, as in the exposition', '[1, +Inf]', ['metrics.buckets[1]: must be a finite number of seconds above 0, such as 0.25 (got "+Inf")']],
     ['not a list', '0.5', ['metrics.buckets: must be a list (got 0.5)']],
     ['too many', `[${Array.from({ length: MAX_DURATION_BUCKETS + 1 }, (_, i) => (i + 1) / 100).join(', ')}]`, [`metrics.buckets: must have at most ${MAX_DURATION_BUCKETS} items (got ${MAX_DURATION_BUCKETS + 1})`]],
   ]

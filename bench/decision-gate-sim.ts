@@ -1,19 +1,17 @@
 /**
- * Gate-level Monte Carlo: the real RolloutController, SideStats windows and
- * gate on a simulated clock, fed one synthetic response per simulated
+ * Gate-level Monte Carlo: the real control plane (controller, analysis,
+ * backends and their recorders) on a simulated clock, fed one synthetic response per simulated
  * millisecond (1,000 req/s) without any network. What it shows is what the
  * decision logic does on its own, free of the machine's noise, over many more
  * rollouts than real time allows.
  */
 import type { Config } from '../src/config/schema.js'
 import type { Clock, Timer } from '../src/core/clock.js'
-import { EventFeed } from '../src/events/feed.js'
+import { buildControlPlane } from '../src/control-plane.js'
 import { createLogger } from '../src/log.js'
 import { UpstreamPools } from '../src/proxy/upstreams.js'
-import { RolloutController } from '../src/rollout/controller.js'
 import type { RolloutState } from '../src/rollout/phase.js'
-import { SideStats } from '../src/stats/side-stats.js'
-import type { AuditLog } from '../src/state/audit-log.js'
+import type { OutcomeRecorder } from '../src/stats/backend-stats.js'
 import { MemoryStateStore } from '../src/state/memory-store.js'
 import type { Rng } from './decision-flagger.js'
 import { seededRng } from './lib/random.js'
@@ -67,8 +65,6 @@ class SimClock implements Clock {
   }
 }
 
-const silentAudit = { file: '(none)', append: () => Promise.resolve(), recent: () => [] } as unknown as AuditLog
-
 export interface SimBehaviour {
   readonly errorRatio: number
   readonly latencyScale: number
@@ -107,15 +103,16 @@ export async function simulateRollout(config: Config, scenario: SimScenario, see
   const rng = seededRng(seed)
   const start = 1_750_000_000_000
   const clock = new SimClock(start)
-  const stats = { stable: new SideStats('stable', config.analysis.windowMs, start), canary: new SideStats('canary', config.analysis.windowMs, start) }
   const pools = new UpstreamPools({ connectTimeoutMs: 1_000 })
-  const controller = await RolloutController.create({ config, clock, store: new MemoryStateStore(), audit: silentAudit, pools, stats, log: createLogger('silent'), events: new EventFeed() })
+  const plane = await buildControlPlane({ config, clock, store: new MemoryStateStore(), pools, log: createLogger('silent') })
+  const { controller, backends } = plane
   controller.startTimers()
   const started = await controller.act({ type: 'start', canary: null }, 'sim')
   if (!started.ok) throw new Error(started.conflict)
   // Responses complete after their latency: a ring of pending completions per simulated ms.
   const RING = 8_192
-  const pending: { side: 'stable' | 'canary'; status: number; us: number; changed: boolean }[][] = Array.from({ length: RING }, () => [])
+  // Each response is recorded on the backend it was sent to, as an exchange records it.
+  const pending: { target: OutcomeRecorder; status: number; us: number; changed: boolean }[][] = Array.from({ length: RING }, () => [])
   let t = 0
   let changedServed = 0
   let firstChangedAtMs: number | null = null
@@ -130,23 +127,28 @@ export async function simulateRollout(config: Config, scenario: SimScenario, see
       const us = latencyUs(rng, behaviour.latencyScale)
       const status = rng() < behaviour.errorRatio ? 503 : 200
       if (toCanary && changed) changedServed++
-      pending[(t + Math.ceil(us / 1000)) % RING]!.push({ side: toCanary ? 'canary' : 'stable', status, us, changed: toCanary && changed })
+      const snapshot = backends.ref.current
+      const target = toCanary && snapshot.canary !== null ? snapshot.canary : snapshot.stable
+      pending[(t + Math.ceil(us / 1000)) % RING]!.push({ target: target.stats, status, us, changed: toCanary && changed })
       t++
       clock.advanceTo(start + t)
       const due = pending[t % RING]!
+      let errors = false
       for (const r of due) {
         if (r.changed && firstChangedAtMs === null) firstChangedAtMs = t
-        stats[r.side].recordResponse(r.status, r.us)
+        r.target.recordResponse(r.status, r.us)
+        errors ||= r.status >= 500
       }
       due.length = 0
+      // A canary error reaches the control plane as a message: let it be delivered, as the event loop would.
+      if (errors) await Promise.resolve()
     }
   } finally {
     controller.stopTimers()
     await pools.close()
   }
   // The windows' histograms live in WebAssembly memory: thousands of rollouts would exhaust it.
-  stats.stable.dispose()
-  stats.canary.dispose()
+  plane.dispose()
   const state = controller.state
   return {
     phase: state.phase,

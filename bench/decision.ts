@@ -1,7 +1,7 @@
 /** Decision-speed benchmark: how fast and with how much blast radius a breach is rolled back, beside a Flagger-style policy. */
 import { configFromObject } from '../src/config/load.js'
 import type { Config } from '../src/config/schema.js'
-import { proportionBounds } from '../src/rollout/confidence.js'
+import { proportionBounds } from '../src/analysis/confidence.js'
 import { replayFailure, replayHealthy, secondsOf, type FlaggerChecks, type FlaggerPolicy, type Second } from './decision-flagger.js'
 import { seededRng } from './lib/random.js'
 import { runSimulations, type SimBehaviour, type SimCase, type SimOutcome, type SimResult } from './decision-gate-sim.js'

@@ -6,8 +6,10 @@
  * the admin server and the config validator, so it starts in a fraction of the time.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { App } from '../app.js'
 import { renderIssue } from '../config/issues.js'
 import { formatDuration } from '../core/duration.js'
+import { messageOf, type ErrorCode } from '../core/errors.js'
 import type { StatusView } from '../api/wire.js'
 import type { ClientOptions, Command } from './args.js'
 import { USAGE } from './args.js'
@@ -55,7 +57,7 @@ async function validate(file: string, json: boolean, io: Io): Promise<number> {
   const { loadConfigFile } = await import('../config/load.js')
   const result = await loadConfigFile(file)
   if (json) {
-    io.out(JSON.stringify({ file, valid: result.ok, problems: result.ok ? [] : result.error }, null, 2))
+    io.out(JSON.stringify({ file, valid: result.ok, code: result.ok ? null : ('CPX_ERR_CONFIG_INVALID' satisfies ErrorCode), problems: result.ok ? [] : result.error }, null, 2))
     return result.ok ? EXIT_OK : EXIT_FAILED
   }
   if (result.ok) {
@@ -73,7 +75,7 @@ async function serve(file: string, io: Io): Promise<number> {
   const result = await loadConfigFile(file)
   if (!result.ok) {
     for (const issue of result.error) io.err(renderIssue(issue))
-    io.err(`${file}: invalid configuration, not starting`)
+    io.err(`${file}: ${messageOf('CPX_ERR_CONFIG_INVALID')}, not starting (CPX_ERR_CONFIG_INVALID)`)
     return EXIT_FAILED
   }
   // Listen for the signals from the start: one that arrives while the app
@@ -83,6 +85,11 @@ async function serve(file: string, io: Io): Promise<number> {
     process.once('SIGTERM', () => resolve('SIGTERM'))
     process.once('SIGINT', () => resolve('SIGINT'))
   })
+  // SIGHUP reads the config again (SPEC "Lifecycle"); one that arrives while
+  // starting waits for the app. Without a listener Node would exit at once.
+  let reloading: Promise<void> = Promise.resolve()
+  let onHangup: () => void = () => undefined
+  process.on('SIGHUP', () => onHangup())
   const { buildApp } = await import('../app.js')
   let app
   try {
@@ -92,22 +99,50 @@ async function serve(file: string, io: Io): Promise<number> {
     io.err(`cannot start: ${(error as Error).message}`)
     return EXIT_FAILED
   }
+  // From here on an error that escapes every handler is logged and counted, not fatal (src/cli/process-guard.ts).
+  const { guardProcess } = await import('./process-guard.js')
+  const unguard = guardProcess((error, origin) => app.noteUncaught(error, origin))
   try {
     await app.listen()
   } catch (error) {
     const e = error as NodeJS.ErrnoException & { address?: string; port?: number }
-    io.err(e.code === 'EADDRINUSE' ? `cannot listen on ${e.address ?? ''}:${e.port ?? ''}: address already in use` : `cannot start: ${e.message}`)
+    const address = `${e.address ?? ''}:${e.port ?? ''}`
+    io.err(e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL' ? `${messageOf('CPX_ERR_LISTEN', { address, cause: e.code === 'EADDRINUSE' ? 'address already in use' : e.message })} (CPX_ERR_LISTEN)` : `cannot start: ${e.message}`)
     await app.close()
+    unguard()
     return EXIT_FAILED
   }
+  const running = app
+  onHangup = () => {
+    reloading = reloading
+      .then(() => reloadConfig(file, running, io))
+      .catch((error: unknown) => running.log.error({ err: error }, 'SIGHUP: the reload failed; the config before it keeps serving'))
+  }
   const signal = await stopped
+  await reloading
   app.log.info(`${signal}: draining (not ready, finishing requests in flight, up to ${formatDuration(app.config.listen.drainTimeoutMs)})`)
   // A second signal means "now".
   const now = (): never => process.exit(EXIT_FAILED)
   process.once('SIGTERM', now)
   process.once('SIGINT', now)
   await app.close()
+  unguard()
   return EXIT_OK
+}
+
+/** SIGHUP: a valid config is applied without dropping a request; an invalid one is refused with validate's messages, the last good one serving on. */
+async function reloadConfig(file: string, app: App, io: Io): Promise<void> {
+  const { loadConfigFile } = await import('../config/load.js')
+  const result = await loadConfigFile(file)
+  if (!result.ok) {
+    for (const issue of result.error) io.err(renderIssue(issue))
+    const problems = result.error.map(renderIssue)
+    app.events.emit({ type: 'configReload', at: Date.now(), ok: false, problems })
+    app.log.error({ problems }, `SIGHUP: ${file} is invalid (${problems.length} problem${problems.length === 1 ? '' : 's'}); the last good config keeps serving`)
+    return
+  }
+  const fixed = await app.reload(result.value)
+  app.log.info({ restartOnly: fixed }, `SIGHUP: ${file} reloaded${fixed.length === 0 ? '' : `; ${fixed.join(', ')} changed but take effect on restart`}`)
 }
 
 async function clientCommand(command: Exclude<Command, { name: 'help' | 'version' | 'serve' | 'validate' | 'demo' | 'wait' }>, io: Io): Promise<number> {

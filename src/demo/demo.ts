@@ -80,7 +80,7 @@ export async function runDemo(options: DemoOptions, io: Io): Promise<number> {
       const e = events[printedEvents]
       if (e !== undefined) io.out(`  >> ${e.action}: ${e.from.phase} ${e.from.weight}% -> ${e.to.phase} ${e.to.weight}%  ${e.reason ?? ''}`)
     }
-    io.out(progressLine(app.controller.status(), startedAt))
+    io.out(progressLine(app.status(), startedAt))
   }, 1_000)
 
   const stop = new Promise<void>((resolve) => {
@@ -91,7 +91,7 @@ export async function runDemo(options: DemoOptions, io: Io): Promise<number> {
   await stop
   clearInterval(progress)
   await traffic.stop()
-  const final = app.controller.status()
+  const final = app.status()
   io.out('')
   io.out(`demo over: phase ${final.phase}${final.reason === null ? '' : ` (${final.reason})`}`)
   await app.close()

@@ -3,7 +3,7 @@ import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type Serv
 import type { Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { monotonicMicros, type Clock } from '../core/clock.js'
-import { statusOf, type ErrorCode } from '../core/errors.js'
+import { messageOf, statusOf, type ErrorCode } from '../core/errors.js'
 import { pickSide } from '../routing/pick-side.js'
 import type { UpstreamTarget } from '../routing/snapshot.js'
 import type { DataPlaneOptions } from './server.js'
@@ -148,7 +148,7 @@ export function proxyUpgrade(req: IncomingMessage, client: Duplex, head: Buffer,
   }
 }
 
-const CLIENT_GONE = Object.assign(new Error('client closed the connection'), { code: 'CPX_CLIENT_ABORT' })
+const CLIENT_GONE = Object.assign(new Error(messageOf('CPX_ERR_CLIENT_ABORT')), { code: 'CPX_ERR_CLIENT_ABORT' })
 
 /**
  * Bytes a client may send after its handshake and before the upstream's
@@ -215,7 +215,7 @@ class UpgradeExchange implements Dispatcher.DispatchHandler {
       return
     }
     this.#settled = true
-    this.#target.stats.recordResponse(statusCode, monotonicMicros() - this.#startUs, this.#target.epoch)
+    this.#target.stats.recordResponse(statusCode, monotonicMicros() - this.#startUs)
     const client = this.#client
     client.removeListener('end', this.#onClientGone)
     client.removeListener('data', this.#onEarlyData)
@@ -262,7 +262,7 @@ class UpgradeExchange implements Dispatcher.DispatchHandler {
   onResponseEnd(): void {
     if (this.#settled) return
     this.#settled = true
-    this.#target.stats.recordResponse(this.#status, this.#latencyUs, this.#target.epoch)
+    this.#target.stats.recordResponse(this.#status, this.#latencyUs)
     this.#client.end()
     reclaimAfterEnd(this.#client, this.#linger)
   }
@@ -271,7 +271,7 @@ class UpgradeExchange implements Dispatcher.DispatchHandler {
     if (this.#settled) return
     this.#settled = true
     const failure = classifyFailure(error, this.#target.side, this.#responseTimeoutMs)
-    if (failure.upstreamFault) this.#target.stats.recordFailure(this.#target.epoch)
+    if (failure.upstreamFault) this.#target.stats.recordFailure()
     if (this.#status !== 0) {
       this.#client.destroy()
       return

@@ -1,22 +1,12 @@
 /** RoutingSnapshot: everything one request needs to choose and reach a side, compiled once and never mutated. */
 import type { BlockList } from 'node:net'
 import type { Dispatcher } from 'undici'
+import type { OutcomeRecorder } from '../stats/backend-stats.js'
 import { compileSourceRules } from './source-rule.js'
 
 export type SideName = 'stable' | 'canary'
 
-/**
- * Where an exchange records its one outcome: a side's SideStats (counters,
- * window, gate) or, for a request routed by the override header, an
- * OverrideStats that only counts. The exchange never knows which.
- */
-export interface OutcomeRecorder {
-  recordResponse(status: number, latencyUs: number, epoch?: number): void
-  recordFailure(epoch?: number): void
-  recordClientAbort(): void
-}
-
-/** One upstream as the data plane sees it; its pool and stats outlive snapshots. */
+/** One upstream as the data plane sees it; its pool (by origin) and stats (by backend id) outlive snapshots. */
 export interface UpstreamTarget {
   readonly side: SideName
   readonly url: string
@@ -25,14 +15,13 @@ export interface UpstreamTarget {
   /** Path prefix of the upstream URL without a trailing slash ('' for none). */
   readonly basePath: string
   readonly dispatcher: Dispatcher
-  readonly stats: OutcomeRecorder
   /**
-   * Which upstream of this side the stats' window currently measures: it
-   * changes when the side's URL does (a new canary, a promotion). A request
-   * still in flight to the previous one records with the old epoch, so its
-   * late result reaches the cumulative counters but never the new window.
+   * The backend's recorder. A request keeps the target it started with, so a
+   * result that arrives after the routing table moved on (a new canary, a
+   * promotion) is recorded on the backend it was sent to, which by then counts
+   * in Prometheus only (BackendStats.retire).
    */
-  readonly epoch: number
+  readonly stats: OutcomeRecorder
 }
 
 export interface RoutingSnapshot {

@@ -1,11 +1,12 @@
 /** OverrideStats: outcomes of requests routed by the override header, counted apart so they never reach a side's window or the gate. */
-import type { OutcomeRecorder, SideName } from '../routing/snapshot.js'
+import type { SideName } from '../routing/snapshot.js'
+import type { OutcomeRecorder } from './backend-stats.js'
 import { ERROR_CLASS, STATUS_CLASSES } from './side-stats.js'
 
 /**
- * Label values of canary_proxy_override_requests_total{status_class}: the
- * side's classes plus `client_abort`, so the sum over classes is every
- * request the override routed (issue 7, defect 2).
+ * The side's status classes plus `client_abort`: every request the override
+ * routed has one (issue 7, defect 2); canary_proxy_override_requests_total
+ * exposes their sum per side, as the SPEC names it.
  */
 export const OVERRIDE_CLASSES = [...STATUS_CLASSES, 'client_abort'] as const
 const CLIENT_ABORT_CLASS = STATUS_CLASSES.length
@@ -22,6 +23,13 @@ export class OverrideStats implements OutcomeRecorder {
   readonly side: SideName
   /** Cumulative requests by OVERRIDE_CLASSES index. */
   readonly byClass = new Float64Array(OVERRIDE_CLASSES.length)
+
+  /** Every request the override routed, whatever its outcome. */
+  get total(): number {
+    let n = 0
+    for (const count of this.byClass) n += count
+    return n
+  }
 
   constructor(side: SideName) {
     this.side = side
@@ -40,6 +48,9 @@ export class OverrideStats implements OutcomeRecorder {
   recordClientAbort(): void {
     this.byClass[CLIENT_ABORT_CLASS]!++
   }
+
+  /** The retry records the outcome; nothing to count here. */
+  recordRetry(): void {}
 }
 
 /** One per side, for the life of the process (snapshots come and go; the counters are Prometheus counters). */

@@ -256,7 +256,7 @@ export function problemLines(stderr: string): string[] {
   return stderr
     .split('\n')
     .filter((l) => l !== '')
-    .filter((l) => !/: \d+ problems?$/.test(l) && !/: invalid configuration, not starting$/.test(l))
+    .filter((l) => !/: \d+ problems?$/.test(l) && !/: invalid configuration, not starting \(CPX_ERR_CONFIG_INVALID\)$/.test(l))
 }
 
 export interface ClientSetup {

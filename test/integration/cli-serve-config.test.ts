@@ -26,7 +26,7 @@ t.test('serve: refuses an invalid config with the same messages and exit 1', asy
   t.equal(served.code, 1)
   t.match(served.stderr, /^rollout\.steps\[1\]: must be <= 100/m)
   t.match(served.stderr, /^analysis\.interval: must be a duration/m)
-  t.match(served.stderr, /: invalid configuration, not starting$/m)
+  t.match(served.stderr, /: invalid configuration, not starting \(CPX_ERR_CONFIG_INVALID\)$/m)
   t.equal(problemLines(served.stderr).length, 2, 'one line per problem')
   t.same(problemLines(served.stderr), problemLines(validated.stderr), 'the same problem lines as validate')
   t.notMatch(served.stdout, /listening/)

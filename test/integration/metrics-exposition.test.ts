@@ -21,7 +21,7 @@ const SPEC_METRICS: Record<string, { type: string; labels: string[] }> = {
   canary_proxy_rollbacks_total: { type: 'counter', labels: [] },
   canary_proxy_client_aborts_total: { type: 'counter', labels: ['upstream'] },
   canary_proxy_window_error_ratio: { type: 'gauge', labels: ['upstream'] },
-  canary_proxy_window_latency_seconds: { type: 'gauge', labels: ['quantile', 'upstream'] },
+  canary_proxy_window_latency_seconds: { type: 'summary', labels: ['quantile', 'upstream'] },
 }
 
 async function scrape(adminUrl: string): Promise<{ exposition: Exposition; contentType: string }> {
@@ -164,7 +164,7 @@ t.test('known traffic gives the expected values for every SPEC metric', async (t
   t.equal(value(e, 'canary_proxy_window_error_ratio', { upstream: 'stable' }), 4 / 16, 'stable: 4 errors (503) in 16; a 404 is not an error')
   t.equal(value(e, 'canary_proxy_window_error_ratio', { upstream: 'canary' }), 5 / 12, 'canary: 2 x 503 + 3 x no response in 12')
   const q = (side: string, quantile: string): number => value(e, 'canary_proxy_window_latency_seconds', { upstream: side, quantile })
-  t.same(select(e, 'canary_proxy_window_latency_seconds').map((s) => s.labels.quantile).sort(), ['0.5', '0.5', '0.99', '0.99'])
+  t.same(select(e, 'canary_proxy_window_latency_seconds').map((s) => s.labels.quantile).sort(), ['0.5', '0.5', '0.9', '0.9', '0.99', '0.99', '0.999', '0.999'])
   t.ok(q('canary', '0.5') >= 0.029 && q('canary', '0.5') < 1, `canary p50 about 30ms (${q('canary', '0.5')})`)
   t.ok(q('canary', '0.99') >= q('canary', '0.5') && q('canary', '0.99') < 1, `canary p99 >= p50 (${q('canary', '0.99')})`)
   t.ok(q('stable', '0.5') > 0 && q('stable', '0.5') < q('canary', '0.5'), `stable p50 below canary's (${q('stable', '0.5')})`)

@@ -2,7 +2,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { request } from 'undici'
-import type { StatusView } from '../../src/rollout/controller.js'
+import type { StatusView } from '../../src/api/wire.js'
 import { admin, startApp } from '../helpers/app.js'
 import { rawRequest } from '../helpers/raw-http.js'
 import { stickyKey } from '../helpers/sticky-keys.js'

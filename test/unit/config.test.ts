@@ -14,13 +14,14 @@ t.test('a minimal config gets the documented defaults', async (t) => {
   t.ok(r.ok)
   if (!r.ok) return
   const c = r.value
-  t.same(c.listen, { host: '0.0.0.0', port: 8080, drainTimeoutMs: 10_000, maxConnections: null, headersTimeoutMs: 20_000, requestTimeoutMs: 300_000, lingerTimeoutMs: 5000 })
+  t.same(c.listen, { host: '0.0.0.0', port: 8080, drainTimeoutMs: 10_000, bodyTimeoutMs: 60_000, maxConnections: null, headersTimeoutMs: 20_000, requestTimeoutMs: 300_000, lingerTimeoutMs: 5000 })
   t.same([c.admin.host, c.admin.port, c.admin.tokens.size], ['127.0.0.1', 9901, 0])
   t.same(c.upstreams, { stable: 'http://127.0.0.1:9001', canary: null })
   t.same(c.routing, { stickyHeader: null, stickyCookie: null, overrideHeader: 'x-canary', overrideFrom: ['127.0.0.0/8', '::1/128'], connectTimeoutMs: 2000, responseTimeoutMs: 30_000, preserveHost: true, trustForwarded: false })
   t.same(c.rollout, { steps: [5, 25, 50, 100], stepDurationMs: 30_000, bakeMs: 60_000, autoStart: true })
-  t.same(c.analysis, { intervalMs: 1000, windowMs: 30_000, minRequests: 50, maxErrorRate: null, maxErrorRateIncrease: null, maxP99Ms: null, maxP99Ratio: null, minP99DeltaMs: 5, confidence: 0.999 })
-  t.same(c.state, { file: 'data/state.json', redis: null })
+  t.same(c.analysis, { intervalMs: 1000, windowMs: 30_000, minRequests: 50, maxErrorRate: null, maxErrorRateIncrease: null, maxP99Ms: null, maxP99Ratio: null, minP99DeltaMs: 5, confidence: 0.999, resources: null, prometheus: null, checks: [] })
+  t.same(c.webhooks, [])
+  t.same(c.state, { file: 'data/state.json', redis: null, redisKeyPrefix: 'canary-proxy' })
   t.same(c.audit, { file: 'data/audit.jsonl' })
 })
 

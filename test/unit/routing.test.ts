@@ -5,7 +5,7 @@ import { compileSnapshot, type UpstreamTarget } from '../../src/routing/snapshot
 import { OverrideStats, type OverrideStatsPair } from '../../src/stats/override-stats.js'
 import { cookieValue, stickyBucket } from '../../src/routing/sticky-bucket.js'
 
-const target = (side: 'stable' | 'canary'): UpstreamTarget => ({ side, url: `http://${side}`, host: side, basePath: '', dispatcher: null as never, stats: null as never, epoch: 0 })
+const target = (side: 'stable' | 'canary'): UpstreamTarget => ({ side, url: `http://${side}`, host: side, basePath: '', dispatcher: null as never, stats: null as never })
 const stable = target('stable')
 const canary = target('canary')
 const overrideStats: OverrideStatsPair = { stable: new OverrideStats('stable'), canary: new OverrideStats('canary') }
@@ -90,7 +90,7 @@ t.test('an obeyed override routes to the override targets: same upstream, overri
   }
   const s = snapshot(5)
   const always = pickSide(s, { 'x-canary': 'always' }, never, local)
-  t.same([always.side, always.url, always.dispatcher, always.epoch], [canary.side, canary.url, canary.dispatcher, canary.epoch], 'the canary upstream')
+  t.same([always.side, always.url, always.dispatcher], [canary.side, canary.url, canary.dispatcher], 'the canary upstream')
   t.equal(always.stats, overrideStats.canary, 'recording into the override counter, not the side stats')
   t.ok(Object.isFrozen(always))
   const neverSide = pickSide(s, { 'x-canary': 'never' }, never, local)

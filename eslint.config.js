@@ -31,7 +31,7 @@ export default tseslint.config(
     ...tseslint.configs.disableTypeChecked,
   },
   {
-    files: ['src/{proxy,routing,stats,rollout,state,admin,config}/**/*.ts', 'src/app.ts'],
+    files: ['src/{proxy,routing,stats,rollout,state,admin,config,probes,webhooks}/**/*.ts', 'src/app.ts'],
     rules: {
       'no-restricted-properties': [
         'error',

@@ -127,6 +127,9 @@ async function serve(file: string, defaulted: boolean, io: Io): Promise<number> 
     io.err(`cannot start: ${(error as Error).message}`)
     return EXIT_FAILED
   }
+  // From here on an error that escapes every handler is logged and counted, not fatal (src/cli/process-guard.ts).
+  const { guardProcess } = await import('./process-guard.js')
+  const unguard = guardProcess((error, origin) => app.noteUncaught(error, origin))
   try {
     await app.listen()
   } catch (error) {
@@ -134,6 +137,7 @@ async function serve(file: string, defaulted: boolean, io: Io): Promise<number> 
     const address = `${e.address ?? ''}:${e.port ?? ''}`
     io.err(e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL' ? `${messageOf('CPX_ERR_LISTEN', { address, cause: e.code === 'EADDRINUSE' ? 'address already in use' : e.message })} (CPX_ERR_LISTEN)` : `cannot start: ${e.message}`)
     await app.close()
+    unguard()
     return EXIT_FAILED
   }
   const running = app
@@ -150,6 +154,7 @@ async function serve(file: string, defaulted: boolean, io: Io): Promise<number> 
   process.once('SIGTERM', now)
   process.once('SIGINT', now)
   await app.close()
+  unguard()
   return EXIT_OK
 }
 

@@ -17,6 +17,7 @@ import { chromium, type Browser, type Page } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { admin, startApp } from '../helpers/app.js'
+import { stickyKey } from '../helpers/sticky-keys.js'
 import { REPO } from '../helpers/cli.js'
 import { startUpstream } from '../helpers/upstreams.js'
 
@@ -166,6 +167,8 @@ t.test('dashboard shows the rollout and drives it', async (t) => {
     upstreams: { stable: stable.url, canary: canary.url },
     rollout: { steps: [5, 25, 50, 100], stepDuration: '10m', bake: '10m', autoStart: true },
     analysis: { interval: '100ms', minRequests: 1000 },
+    // A sticky key steers to canary through the gate's figures (an override header would be counted apart).
+    routing: { stickyHeader: 'x-user-id' },
   })
   const { page, problems } = await openDashboard(t, adminUrl)
 
@@ -207,7 +210,7 @@ t.test('dashboard shows the rollout and drives it', async (t) => {
   await t.test('request counts follow the traffic', async (t) => {
     const send = async (path: string, headers: Record<string, string> = {}): Promise<void> => (await request(`${proxyUrl}${path}`, { headers })).body.dump()
     await Promise.all(Array.from({ length: 30 }, (_, i) => send(`/p${i}`)))
-    await Promise.all(Array.from({ length: 10 }, (_, i) => send(`/c${i}`, { 'x-canary': 'always' })))
+    await Promise.all(Array.from({ length: 10 }, (_, i) => send(`/c${i}`, { 'x-user-id': stickyKey('canary', 5) })))
     const s = await status(adminUrl)
     t.equal(s.stable.requests + (s.canary?.requests ?? 0), 40, 'the API counted all 40')
     t.ok((s.canary?.requests ?? 0) >= 10, 'canary served at least the forced 10')

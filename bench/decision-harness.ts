@@ -158,7 +158,7 @@ export async function runRollout(traffic: Traffic, plan: RunPlan): Promise<RunRe
   try {
     const { proxyUrl } = await app.listen()
     const publishes: Publish[] = []
-    const ref = app.controller.ref
+    const ref = app.backends.ref
     const publish = ref.publish.bind(ref)
     ref.publish = (next: RoutingSnapshot): void => {
       publish(next)
@@ -194,7 +194,7 @@ export async function runRollout(traffic: Traffic, plan: RunPlan): Promise<RunRe
     }
     const endedAt = epochMs()
     loopDelay.disable()
-    const status = app.controller.status()
+    const status = app.status()
     // Let what is in flight finish at the new weight, then stop the load and read what the upstreams saw.
     await sleep(200)
     if (scraper !== null) clearInterval(scraper)

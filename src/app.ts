@@ -4,20 +4,26 @@ import type { AddressInfo, Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
-import { createAdminServer, type Readiness } from './admin/server.js'
+import { buildControlPlane, rolloutConfig, type ControlPlane } from './control-plane.js'
+import { createAdminServer, type Readiness, type RolloutControl } from './admin/server.js'
+import type { EventView, StatusView } from './api/wire.js'
 import type { Config } from './config/schema.js'
 import { systemClock, type Clock } from './core/clock.js'
 import { systemRandom, type Random } from './core/random.js'
-import { EventFeed } from './events/feed.js'
+import { EventFeed, type ControlEvent } from './events/feed.js'
 import { createLogger } from './log.js'
+import type { UncaughtOrigin } from './cli/process-guard.js'
+import type { Backends } from './proxy/backends.js'
+import type { ExternalChecks } from './probes/external-checks.js'
 import type { DataPlaneCounters } from './proxy/exchange.js'
-import { createDataPlane } from './proxy/server.js'
+import { defaultMaxConnections, openFileLimit } from './proxy/connection-limit.js'
+import { createDataPlane, type ClientCounters } from './proxy/server.js'
 import { UpstreamPools } from './proxy/upstreams.js'
-import { RolloutController } from './rollout/controller.js'
+import type { RolloutController } from './rollout/controller.js'
 import { createRegistry } from './stats/metrics.js'
-import { SideStats } from './stats/side-stats.js'
-import { AuditLog, type AuditEvent } from './state/audit-log.js'
+import { AuditLog } from './state/audit-log.js'
 import { FileStateStore } from './state/file-store.js'
+import { MonitoredStore } from './state/monitored-store.js'
 import type { StateStore } from './state/store.js'
 
 export interface AppDeps {
@@ -32,15 +38,28 @@ export interface AppDeps {
 export interface App {
   readonly config: Config
   readonly controller: RolloutController
+  readonly backends: Backends
   readonly dataPlane: FastifyInstance
   readonly admin: FastifyInstance
   readonly registry: Registry
   readonly log: Logger
-  /** The control plane's event feed (transitions, decisions, persistence failures). */
+  /** The control plane's event feed (transitions, decisions, persistence failures, reloads). */
   readonly events: EventFeed
+  /** The config's probes and webhooks as built now (rebuilt on SIGHUP): their counters, the notifier's queue. */
+  readonly external: ExternalChecks
   readiness(): Readiness
+  /** GET /api/v1/status. */
+  status(): StatusView
   /** The recent audit events, oldest first (GET /api/v1/events). */
-  auditEvents(): readonly AuditEvent[]
+  auditEvents(): readonly EventView[]
+  /** Applies a reloaded config (SIGHUP); returns the keys that only a restart can change, which were left as they are. */
+  reload(next: Config): Promise<readonly string[]>
+  /**
+   * An error nothing caught (the process guard `serve` installs, never
+   * buildApp: in tests such an error must still fail the test): logged with
+   * its stack, counted in canary_proxy_uncaught_errors_total.
+   */
+  noteUncaught(error: unknown, origin: UncaughtOrigin): void
   /** Starts both listeners and the rollout timers; resolves with the bound URLs. */
   listen(): Promise<{ proxyUrl: string; adminUrl: string }>
   /** Graceful stop: not ready at once, stop accepting, let in-flight requests finish (up to listen.drainTimeout), flush state. */
@@ -48,40 +67,52 @@ export interface App {
 }
 
 export async function buildApp(deps: AppDeps): Promise<App> {
-  const { config } = deps
+  let config = deps.config
   const clock = deps.clock ?? systemClock
   const random = deps.random ?? systemRandom
   const log = deps.log ?? createLogger(config.log.level)
-  const now = clock.now()
-  const stats = { stable: new SideStats('stable', config.analysis.windowMs, now), canary: new SideStats('canary', config.analysis.windowMs, now) }
-  const pools = new UpstreamPools({ connectTimeoutMs: config.routing.connectTimeoutMs })
-  const store = deps.store ?? new FileStateStore(config.state.file)
+  const faults: DataPlaneCounters = { internalErrors: 0, inFlight: 0, bodyTimeouts: 0, draining: false, onIdle: null, bodyTimeoutMs: config.listen.bodyTimeoutMs, clock }
+  const pools = new UpstreamPools({
+    connectTimeoutMs: config.routing.connectTimeoutMs,
+    onError: (error) => {
+      faults.internalErrors++
+      log.error({ err: error }, 'an upstream client reported an error no request took (a proxy bug)')
+    },
+  })
+  let uncaughtErrors = 0
+  const store = new MonitoredStore(deps.store ?? new FileStateStore(config.state.file))
   const audit = new AuditLog(config.audit.file)
+  await audit.open()
+  warnWithoutChecks(config, log)
   const events = new EventFeed((error, event) => log.error({ err: error, event: event.type }, 'an event subscriber failed'))
+  events.subscribe((event) => recordTransition(event, audit, log))
+  let plane: ControlPlane
   try {
-    await audit.open()
-  } catch (error) {
-    stats.stable.dispose()
-    stats.canary.dispose()
-    throw error
-  }
-  const a = config.analysis
-  if (a.maxErrorRate === null && a.maxErrorRateIncrease === null && a.maxP99Ms === null && a.maxP99Ratio === null) {
-    log.warn('analysis: no checks configured (maxErrorRate, maxErrorRateIncrease, maxP99, maxP99Ratio): every canary with enough traffic will pass')
-  }
-  let controller: RolloutController
-  try {
-    controller = await RolloutController.create({ config, clock, store, audit, pools, stats, log, events })
+    plane = await buildControlPlane({ config, clock, store, pools, log, events })
   } catch (error) {
     await audit.close()
-    stats.stable.dispose()
-    stats.canary.dispose()
     throw error
   }
-  const faults: DataPlaneCounters = { internalErrors: 0, inFlight: 0, draining: false, onIdle: null }
+  const { controller, backends, status } = plane
   let readiness: Readiness = 'starting'
 
-  const dataPlane = createDataPlane({ ref: controller.ref, random, faults, responseTimeoutMs: config.routing.responseTimeoutMs })
+  const clientCounters: ClientCounters = { connectionsDropped: 0 }
+  const fdLimit = openFileLimit()
+  const maxConnections = config.listen.maxConnections ?? defaultMaxConnections(fdLimit)
+  if (config.listen.maxConnections === null) log.debug({ maxConnections, openFileLimit: fdLimit }, 'listen.maxConnections derived from the open-file limit')
+  const dataPlane = createDataPlane({
+    ref: backends.ref,
+    random,
+    faults,
+    responseTimeoutMs: config.routing.responseTimeoutMs,
+    maxConnections,
+    headersTimeoutMs: config.listen.headersTimeoutMs,
+    requestTimeoutMs: config.listen.requestTimeoutMs,
+    lingerTimeoutMs: config.listen.lingerTimeoutMs,
+    clientCounters,
+    clock,
+    log: log.child({ plane: 'data' }),
+  })
   const upgraded = new Set<Socket>()
   dataPlane.server.on('upgrade', (_req, socket: Socket) => {
     // A client may send several Upgrade requests on one socket (h2c ones are replayed as plain requests).
@@ -90,35 +121,82 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     socket.once('close', () => upgraded.delete(socket))
   })
   const registry = createRegistry({
-    sides: [stats.stable, stats.canary],
+    sides: [backends.sides.stable, backends.sides.canary],
+    override: [backends.override.stable, backends.override.canary],
+    connectionsDropped: () => clientCounters.connectionsDropped,
     weight: () => controller.state.weight,
     phase: () => controller.state.phase,
+    step: () => {
+      const s = controller.state
+      return 'stepIndex' in s && s.stepIndex !== null && s.stepIndex >= 0 ? s.stepIndex : -1
+    },
+    info: () => ({ stable: controller.state.stableUrl, canary: controller.state.canaryUrl, generation: controller.state.generation }),
+    lastTransitionAt: () => controller.state.updatedAt,
+    findings: () => controller.state.lastDecision?.findings ?? [],
+    ready: () => readiness === 'ready',
     rollbacks: () => controller.rollbacks,
     internalErrors: () => faults.internalErrors,
-    persistFailures: () => controller.persistFailures,
-    windowFigures: (side) => {
-      const f = controller.figures()[side]
-      return { errorRate: f.errorRate, requests: f.requests, p50Seconds: f.p50Ms === null ? null : f.p50Ms / 1000, p99Seconds: f.p99Ms === null ? null : f.p99Ms / 1000 }
-    },
+    bodyTimeouts: () => faults.bodyTimeouts,
+    uncaughtErrors: () => uncaughtErrors,
+    persistFailures: () => controller.persister.failures,
+    auditWriteFailures: () => audit.writeFailures,
+    stateBackendUp: () => store.up,
+    webhookCalls: () => plane.external.counters.values(),
+    windowFigures: (side) => plane.figures()[side],
   })
-  const admin = createAdminServer({ controller, registry, audit, tokens: config.admin.tokens, readiness: () => readiness, log: log.child({ plane: 'admin' }) })
+  const control: RolloutControl = {
+    status,
+    events: () => audit.recent(),
+    async act(event, actor) {
+      const result = await controller.act(event, actor)
+      return result.ok ? { ok: true, status: status() } : result
+    },
+  }
+  const admin = createAdminServer({
+    control,
+    registry,
+    tokens: config.admin.tokens,
+    readiness: () => readiness,
+    log: log.child({ plane: 'admin' }),
+    stream: { subscribe: (listener) => events.subscribe(listener), intervalMs: config.analysis.intervalMs, clock },
+  })
 
   let closing: Promise<void> | null = null
   return {
-    config,
+    get config() {
+      return config
+    },
     controller,
+    backends,
     dataPlane,
     admin,
     registry,
     log,
     events,
+    get external() {
+      return plane.external
+    },
     readiness: () => readiness,
+    status,
     auditEvents: () => audit.recent(),
+    noteUncaught(error, origin) {
+      uncaughtErrors++
+      log.error({ err: error, origin }, `${origin}: an error escaped every handler; the proxy keeps serving (canary_proxy_uncaught_errors_total). This is a bug: please report it`)
+    },
+    async reload(next) {
+      const fixed = restartOnlyKeys(config, next)
+      config = { ...next, listen: config.listen, admin: config.admin, state: config.state, audit: config.audit, metrics: config.metrics }
+      log.level = next.log.level
+      await plane.reconfigure(config)
+      await controller.reload(rolloutConfig(config))
+      events.emit({ type: 'configReload', at: clock.now(), ok: true, problems: fixed.map((key) => `${key}: changed; takes effect on restart`) })
+      return fixed
+    },
     async listen() {
       // Admin first, so /readyz can say "starting" while the data plane binds.
       await admin.listen({ host: config.admin.host, port: config.admin.port })
       await dataPlane.listen({ host: config.listen.host, port: config.listen.port })
-      controller.startTimers()
+      plane.start()
       readiness = 'ready'
       const proxyUrl = urlOf(dataPlane.server)
       const adminUrl = urlOf(admin.server)
@@ -145,18 +223,52 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         deadline.cancel()
         for (const socket of upgraded) socket.destroy()
         controller.stopTimers()
+        // The last transitions' notifications get a moment to go out; the probes stop first.
+        await plane.stop(2_000)
         await controller.flush()
         await audit.close()
         await admin.close()
         // Closing the pools waits for upstream requests still running; only
         // then can no exchange record again, and the histograms be released.
         await pools.close()
-        stats.stable.dispose()
-        stats.canary.dispose()
+        plane.dispose()
         log.info('canary-proxy stopped')
       })()
       return closing
     },
+  }
+}
+
+/** Keys a running process cannot change: its listeners, where its state and audit live. */
+function restartOnlyKeys(current: Config, next: Config): string[] {
+  const keys: string[] = []
+  const differ = (a: unknown, b: unknown): boolean => JSON.stringify(a, mapReplacer) !== JSON.stringify(b, mapReplacer)
+  if (differ(current.listen, next.listen)) keys.push('listen')
+  if (differ(current.admin, next.admin)) keys.push('admin')
+  if (differ(current.state, next.state)) keys.push('state')
+  if (differ(current.audit, next.audit)) keys.push('audit')
+  if (differ(current.metrics, next.metrics)) keys.push('metrics.buckets')
+  if (current.routing.connectTimeoutMs !== next.routing.connectTimeoutMs) keys.push('routing.connectTimeout')
+  return keys
+}
+
+function mapReplacer(_key: string, value: unknown): unknown {
+  return value instanceof Map ? [...value] : value
+}
+
+/** Every audit record: one line in the audit file, one in the log. */
+function recordTransition(event: ControlEvent, audit: AuditLog, log: Logger): void {
+  if (event.type !== 'transition') return
+  const r = event.record
+  const level = r.action === 'rollback' || r.action === 'recover' || r.action === 'config' ? 'warn' : 'info'
+  log[level]({ actor: r.actor, action: r.action, from: r.from, to: r.to }, `rollout ${r.action}: ${r.from.phase} ${r.from.weight}% -> ${r.to.phase} ${r.to.weight}%: ${r.reason ?? ''}`)
+  audit.append(r).catch((error: unknown) => log.error({ err: error }, `cannot append to the audit log ${audit.file}`))
+}
+
+function warnWithoutChecks(config: Config, log: Logger): void {
+  const a = config.analysis
+  if (a.maxErrorRate === null && a.maxErrorRateIncrease === null && a.maxP99Ms === null && a.maxP99Ratio === null) {
+    log.warn('analysis: no checks configured (maxErrorRate, maxErrorRateIncrease, maxP99, maxP99Ratio): every canary with enough traffic will pass')
   }
 }
 

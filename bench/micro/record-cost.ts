@@ -6,6 +6,8 @@ import { prepareResponseHeaders } from '../../src/proxy/headers.js'
 import { pickSide } from '../../src/routing/pick-side.js'
 import { compileSnapshot, type UpstreamTarget } from '../../src/routing/snapshot.js'
 import { newLatencyHistogram } from '../../src/stats/latency-histogram.js'
+import { newOverrideStats } from '../../src/stats/override-stats.js'
+import { BackendStats, ErrorSignal } from '../../src/stats/backend-stats.js'
 import { DURATION_BUCKETS_SECONDS, SideStats } from '../../src/stats/side-stats.js'
 import type { Dispatcher } from 'undici'
 import { serveCalls } from '../lib/ipc.js'
@@ -50,16 +52,29 @@ const target = (side: 'stable' | 'canary'): UpstreamTarget => ({
   host: '127.0.0.1',
   basePath: '',
   dispatcher: fakeDispatcher,
-  stats: new SideStats(side, 30_000, 0),
-  epoch: 0,
+  stats: new BackendStats(new SideStats(side), null),
 })
 const stableTarget = target('stable')
 const canaryTarget = target('canary')
 /** As the bench config compiles it: weight 5, sticky header on, the default override header (absent from requests). */
 const snapshot = compileSnapshot(
-  { stable: stableTarget, canary: canaryTarget, weight: 5, overrideHeader: 'x-canary', stickyHeader: STICKY_HEADER, stickyCookie: null, responseTimeoutMs: 30_000, preserveHost: true, trustForwarded: false },
+  {
+    stable: stableTarget,
+    canary: canaryTarget,
+    weight: 5,
+    overrideHeader: 'x-canary',
+    overrideFrom: ['127.0.0.0/8', '::1/128'],
+    overrideStats: newOverrideStats(),
+    stickyHeader: STICKY_HEADER,
+    stickyCookie: null,
+    responseTimeoutMs: 30_000,
+    preserveHost: true,
+    trustForwarded: false,
+  },
   1,
 )
+/** The client socket as pickSide reads it (only when an override header is present). */
+const peer = { remoteAddress: '127.0.0.1' }
 /** Header objects shaped like Node's parsed ones for the bench's requests. */
 const headerSets: IncomingHttpHeaders[] = Array.from({ length: INPUTS }, (_, i) => ({
   host: '127.0.0.1:8080',
@@ -87,8 +102,9 @@ function mutableField<T>(make: () => T): { value: T } {
 }
 
 function cases(): Case[] {
-  const sideStats = new SideStats('canary', 30_000, Date.now())
-  const sideStatsInt = new SideStats('canary', 30_000, Date.now())
+  // As the proxy holds them: a side's counters plus the backend's window recorder, written through the target.
+  const sideStats = new BackendStats(new SideStats('canary'), new ErrorSignal())
+  const sideStatsInt = new BackendStats(new SideStats('canary'), new ErrorSignal())
   const hdrConstant = newLatencyHistogram()
   const hdrField = mutableField(newLatencyHistogram)
   const promChild = (): ReturnType<PromHistogram['labels']> =>
@@ -112,19 +128,19 @@ function cases(): Case[] {
       },
     },
     {
-      name: 'SideStats.recordResponse (fractional µs)',
+      name: 'BackendStats.recordResponse (fractional µs)',
       note: 'src/stats/side-stats.ts, exactly as the hot path calls it (latency = difference of two monotonicMicros() readings)',
       run(n) {
         for (let i = 0; i < n; i++) sideStats.recordResponse(200, latencyUs[i & MASK]!)
-        return sideStats.durationCount
+        return sideStats.side.durationCount
       },
     },
     {
-      name: 'SideStats.recordResponse (integer µs)',
+      name: 'BackendStats.recordResponse (integer µs)',
       note: 'the same call with latencies rounded to whole microseconds',
       run(n) {
         for (let i = 0; i < n; i++) sideStatsInt.recordResponse(200, latencyUsInt[i & MASK]!)
-        return sideStatsInt.durationCount
+        return sideStatsInt.side.durationCount
       },
     },
     {
@@ -166,7 +182,7 @@ function cases(): Case[] {
       note: 'src/routing/pick-side.ts: override header checked (absent), x-user-id hashed into a bucket',
       run(n) {
         let onCanary = 0
-        for (let i = 0; i < n; i++) if (pickSide(snapshot, headerSets[i & MASK]!, random) === canaryTarget) onCanary++
+        for (let i = 0; i < n; i++) if (pickSide(snapshot, headerSets[i & MASK]!, random, peer) === canaryTarget) onCanary++
         return onCanary
       },
     },

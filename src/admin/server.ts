@@ -2,30 +2,39 @@
 import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
-import { CanaryProxyError, messageOf, statusOf, type ErrorCode } from '../core/errors.js'
-import { isLoopbackHost, upstreamUrlProblem } from '../core/domain.js'
-import type { RolloutController } from '../rollout/controller.js'
-import type { RolloutEvent } from '../rollout/phase.js'
-import type { AuditLog } from '../state/audit-log.js'
+import { EventsViewSchema, StatusViewSchema, type EventView, type StatusView } from '../api/wire.js'
+import { expectedKeyword } from '../core/schema-errors.js'
+import { CanaryProxyError, isErrorCode, messageOf, statusOf, type ErrorCode } from '../core/errors.js'
+import { isLoopbackHost, upstreamUrlProblem, weightProblem } from '../core/domain.js'
+import type { OperatorEvent } from '../rollout/phase.js'
 import { TokenAuth } from './auth.js'
 import { dashboardHtml } from './dashboard.js'
-import { adminKeywords, bodySchemas, describeValidation } from './schemas.js'
+import { bodySchemas, describeValidation } from './schemas.js'
+import { streamRoutes, type StreamOptions } from './stream.js'
 
 export type Readiness = 'starting' | 'ready' | 'draining'
 
+/** What the admin plane may do with the rollout: read its status, and hand an operator action to the machine. */
+export interface RolloutControl {
+  status(): StatusView
+  /** Resolves once the change is durable; rejects when it is applied but could not be saved. */
+  act(event: OperatorEvent, actor: string): Promise<{ readonly ok: true; readonly status: StatusView } | { readonly ok: false; readonly conflict: string }>
+  /** The recent audit events, oldest first. */
+  events(): readonly EventView[]
+}
+
 export interface AdminDeps {
-  readonly controller: RolloutController
+  readonly control: RolloutControl
   readonly registry: Registry
-  readonly audit: AuditLog
   readonly tokens: ReadonlyMap<string, string>
   readonly readiness: () => Readiness
   readonly log: Logger
+  /** GET /api/v1/stream: the feed to follow, the analysis interval, the clock (its status and events are the control's). */
+  readonly stream: Pick<StreamOptions, 'subscribe' | 'intervalMs' | 'clock'> & Partial<Pick<StreamOptions, 'limits'>>
 }
 
-type Action = Exclude<RolloutEvent, { type: 'analysis' }>
-
 export function createAdminServer(deps: AdminDeps): FastifyInstance {
-  const { controller, registry, audit, readiness } = deps
+  const { control, registry, readiness } = deps
   const auth = new TokenAuth(deps.tokens)
   const app = fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
@@ -35,8 +44,8 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
     // the admin API must refuse both with a 400 naming the field.
     ajv: {
       // allErrors: an unknown field is reported even when a required one is also missing.
-      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true, multipleOfPrecision: 8, verbose: true },
-      plugins: [adminKeywords],
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true, verbose: true },
+      plugins: [expectedKeyword],
     },
     return503OnClosing: false,
   })
@@ -60,7 +69,8 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
       const { field, message } = describeValidation(error.validation)
       return sendError(reply, 'CPX_ERR_ADMIN_BAD_INPUT', message, field)
     }
-    if (error instanceof CanaryProxyError) return sendError(reply, error.code, error.message, error instanceof BadField ? error.field : undefined)
+    // Classified by code, never by class: the error may come from any copy of our modules.
+    if (typeof error.code === 'string' && isErrorCode(error.code)) return sendError(reply, error.code, error.message, (error as { field?: unknown }).field as string | undefined)
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendError(reply, 'CPX_ERR_ADMIN_PAYLOAD_TOO_LARGE', messageOf('CPX_ERR_ADMIN_PAYLOAD_TOO_LARGE', { limit: '64 KiB' }))
     // Any other client error fastify detects (bad content length, …) keeps its status and message under our code.
     if (typeof error.statusCode === 'number' && error.statusCode < 500) return reply.code(error.statusCode).send({ error: error.message, code: 'CPX_ERR_ADMIN_BAD_INPUT' })
@@ -72,7 +82,7 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
     // A read-only path asked with another method gets 405 and the method to use, as the mutations do.
     const path = request.url.split('?', 1)[0] ?? ''
     if (READ_ONLY_PATHS.has(path)) {
-      return reply.code(405).header('allow', 'GET, HEAD').send({ error: `${request.method} is not allowed here; use GET ${path}`, code: 'CPX_ERR_ADMIN_BAD_INPUT' })
+      return sendError(reply.header('allow', 'GET, HEAD'), 'CPX_ERR_ADMIN_METHOD_NOT_ALLOWED', messageOf('CPX_ERR_ADMIN_METHOD_NOT_ALLOWED', { method: request.method, use: `GET ${path}` }))
     }
     return sendError(reply, 'CPX_ERR_ADMIN_NOT_FOUND', messageOf('CPX_ERR_ADMIN_NOT_FOUND', { method: request.method, url: request.url }))
   })
@@ -86,7 +96,7 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
     const text = await registry.metrics()
     return reply.type(registry.contentType).send(text)
   })
-  app.get('/api/v1/status', async () => controller.status())
+  app.get('/api/v1/status', { schema: { response: { 200: StatusViewSchema } } }, async () => control.status())
   // Every admin answer: never sniffed as another type, never framed (clickjacking of the dashboard's buttons).
   app.addHook('onSend', async (_request, reply) => {
     reply.header('x-content-type-options', 'nosniff')
@@ -94,22 +104,24 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
     reply.header('content-security-policy', "frame-ancestors 'none'")
     reply.header('referrer-policy', 'no-referrer')
   })
-  app.get('/api/v1/events', async (request) => {
-    const events = audit.recent()
+  app.get('/api/v1/events', { schema: { response: { 200: EventsViewSchema } } }, async (request) => {
+    const events = control.events()
     const raw = (request.query as Record<string, unknown>).limit
     if (raw === undefined) return { events }
     const limit = typeof raw === 'string' && /^[0-9]+$/.test(raw) ? Number(raw) : Number.NaN
     if (!(limit >= 1)) throw new BadField('limit', `must be a whole number of events, 1 or more (got ${JSON.stringify(raw)})`)
     return { events: events.slice(-limit) }
   })
-  app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(dashboardHtml()))
+  void app.register(streamRoutes, { ...deps.stream, status: () => control.status(), recentEvents: () => control.events() })
+  const page = dashboardHtml()
+  app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(page))
 
   /** Every mutating call: auth first (401/403), then body validation (400), then the machine (409 when refused). */
-  const mutation = (method: 'PUT' | 'POST', url: string, schema: object, toAction: (body: Record<string, unknown>) => Action): void => {
+  const mutation = (method: 'PUT' | 'POST', url: string, schema: object, toAction: (body: Record<string, unknown>) => OperatorEvent): void => {
     app.route({
       method,
       url,
-      schema: { body: schema },
+      schema: { body: schema, response: { 200: StatusViewSchema } },
       // No body at all (`curl -X POST .../pause`, the CLI's pause/resume/promote)
       // means no fields: validate it as {}, so `weight` is named as required
       // and the bodiless calls work. A JSON `null` body stays null and is refused.
@@ -133,7 +145,7 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
         const action = toAction((request.body ?? {}) as Record<string, unknown>)
         let result
         try {
-          result = await controller.act(action, actors.get(request) ?? 'admin')
+          result = await control.act(action, actors.get(request) ?? 'admin')
         } catch (error) {
           return sendError(reply, 'CPX_ERR_ADMIN_UNAVAILABLE', `the change is applied but the state could not be saved, so it would not survive a restart: ${(error as Error).message}`)
         }
@@ -146,12 +158,16 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
       method: ['GET', 'HEAD', 'DELETE', 'PATCH', method === 'PUT' ? 'POST' : 'PUT'],
       url,
       handler: async (request, reply) =>
-        reply.code(405).header('allow', method).send({ error: `${request.method} is not allowed here; use ${method} ${url}`, code: 'CPX_ERR_ADMIN_BAD_INPUT' }),
+        sendError(reply.header('allow', method), 'CPX_ERR_ADMIN_METHOD_NOT_ALLOWED', messageOf('CPX_ERR_ADMIN_METHOD_NOT_ALLOWED', { method: request.method, use: `${method} ${url}` })),
     })
   }
   const actors = new WeakMap<FastifyRequest, string>()
 
-  mutation('PUT', '/api/v1/weight', bodySchemas.weight, (body) => ({ type: 'setWeight', weight: Number(body.weight) }))
+  mutation('PUT', '/api/v1/weight', bodySchemas.weight, (body) => {
+    const problem = weightProblem(body.weight)
+    if (problem !== null) throw new BadField('weight', problem)
+    return { type: 'setWeight', weight: Number(body.weight) }
+  })
   mutation('POST', '/api/v1/rollout/start', bodySchemas.start, (body) => {
     const canary = typeof body.canary === 'string' ? body.canary : null
     const problem = canary === null ? null : upstreamUrlProblem(canary)
@@ -204,7 +220,7 @@ export function crossSiteProblem(headers: FastifyRequest['headers'], tokenRequir
 }
 
 /** The admin plane's GET paths: another method there is a 405, not a 404. */
-const READ_ONLY_PATHS = new Set(['/', '/healthz', '/readyz', '/metrics', '/api/v1/status', '/api/v1/events'])
+const READ_ONLY_PATHS = new Set(['/', '/healthz', '/readyz', '/metrics', '/api/v1/status', '/api/v1/events', '/api/v1/stream'])
 
 function sendError(reply: FastifyReply, code: ErrorCode, message: string, field?: string): FastifyReply {
   return reply.code(statusOf(code)).send(field === undefined ? { error: message, code } : { error: message, code, field })

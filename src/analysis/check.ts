@@ -39,6 +39,11 @@ export interface SideInput {
   readonly step: Counts
 }
 
+/** Stable's figures kept from the last window in which it took traffic (p99 in microseconds; null when none was measured). */
+export interface BaselineFigures extends Counts {
+  readonly p99Us: number | null
+}
+
 export interface GateInput {
   /** Epoch ms of this evaluation. */
   readonly now: number
@@ -46,12 +51,12 @@ export interface GateInput {
   readonly weight: number
   readonly canary: SideInput
   /**
-   * Stable's figures over the same span; null when stable has taken no traffic
-   * in it (at 100%, in the bake). `stableBaseline` then holds the last figures
-   * measured while it did.
+   * Stable's live figures over the same span; null at 100% and in the bake,
+   * where stable takes no traffic. `stableBaseline` holds the last figures
+   * measured while it did (saved with the state, so a restart keeps them).
    */
   readonly stable: SideInput | null
-  readonly stableBaseline: WindowView | null
+  readonly stableBaseline: BaselineFigures | null
   readonly probes: ProbeResults
   /**
    * Slow-response counts of the step, both sides, per window slot, against

@@ -24,8 +24,11 @@ export const SideViewSchema = Type.Object(
     errorRate: Type.Number({ minimum: 0, maximum: 1 }),
     p50Ms: nullable(Type.Number()),
     p99Ms: nullable(Type.Number()),
+    requestsTotal: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'responses and failures of this side since the process started (canary_proxy_requests_total summed): rates come from its change' }),
+    ),
   },
-  { $id: 'SideView', additionalProperties: true },
+  { additionalProperties: true },
 )
 
 export const FindingSchema = Type.Object(
@@ -37,7 +40,7 @@ export const FindingSchema = Type.Object(
     n: Type.Integer({ minimum: 0 }),
     reason: Type.String(),
   },
-  { $id: 'Finding', additionalProperties: true },
+  { additionalProperties: true },
 )
 
 export const DecisionViewSchema = Type.Object(
@@ -47,7 +50,7 @@ export const DecisionViewSchema = Type.Object(
     reason: Type.String(),
     findings: Type.Array(FindingSchema),
   },
-  { $id: 'Decision', additionalProperties: true },
+  { additionalProperties: true },
 )
 
 export const StatusViewSchema = Type.Object(
@@ -64,7 +67,7 @@ export const StatusViewSchema = Type.Object(
     stepEndsAt: nullable(isoTime),
     generation: Type.Integer({ minimum: 0, description: 'counts rollouts started' }),
   },
-  { $id: 'Status', additionalProperties: true },
+  { additionalProperties: true },
 )
 
 export const EventViewSchema = Type.Object(
@@ -76,10 +79,10 @@ export const EventViewSchema = Type.Object(
     to: Type.Object({ phase: PhaseSchema, weight: Type.Number() }),
     reason: nullable(Type.String()),
   },
-  { $id: 'Event', additionalProperties: true },
+  { additionalProperties: true },
 )
 
-export const EventsViewSchema = Type.Object({ events: Type.Array(EventViewSchema) }, { $id: 'Events' })
+export const EventsViewSchema = Type.Object({ events: Type.Array(EventViewSchema) })
 
 export const ErrorBodySchema = Type.Object(
   {
@@ -87,7 +90,7 @@ export const ErrorBodySchema = Type.Object(
     code: Type.String({ description: 'a CPX_ERR_* code (README "Errors")' }),
     field: Type.Optional(Type.String()),
   },
-  { $id: 'Error' },
+  { additionalProperties: false },
 )
 
 export type SideView = Static<typeof SideViewSchema>

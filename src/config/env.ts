@@ -1,6 +1,7 @@
 /** `${VAR}` and `${VAR:-default}` substitution inside the string values of a parsed YAML document. */
 import { isPair, isScalar, isSeq, Scalar, visit, type Document } from 'yaml'
-import { keyPath, type ConfigIssue } from './issues.js'
+import { keyPath } from '../core/schema-errors.js'
+import type { ConfigIssue } from './issues.js'
 
 const REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g
 const WHOLE_REFERENCE = /^\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\}$/

@@ -9,13 +9,3 @@ export interface ConfigIssue {
 export function renderIssue(issue: ConfigIssue): string {
   return `${issue.path}: ${issue.message}`
 }
-
-/** JSON-pointer segments -> `a.b[1].c`. */
-export function keyPath(segments: readonly (string | number)[]): string {
-  let out = ''
-  for (const segment of segments) {
-    if (typeof segment === 'number') out += `[${segment}]`
-    else out += out === '' ? segment : `.${segment}`
-  }
-  return out === '' ? '(root)' : out
-}

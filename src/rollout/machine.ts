@@ -1,4 +1,11 @@
-/** The rollout state machine: transition(state, event, now) -> new state and effects. Pure: no timers, no I/O. */
+/**
+ * The rollout state machine, the one authority over rollout state:
+ * transition(state, event, now) -> new state and effects, and restore() for a
+ * process that starts from a stored state (or none, or a corrupt one). Pure:
+ * no timers, no I/O. Window resets, baseline capture, publication and
+ * persistence are effects it returns; the controller only carries them out.
+ */
+import type { BaselineFigures } from '../analysis/check.js'
 import { formatDuration } from '../core/duration.js'
 import {
   isUnderWay,
@@ -10,14 +17,18 @@ import {
   type IdleState,
   type PausedState,
   type ProgressingState,
+  type Restored,
   type RolloutEvent,
   type RolloutSettings,
   type RolloutState,
+  type UpstreamsConfig,
 } from './phase.js'
 
 export type TransitionResult =
   | { readonly ok: true; readonly state: RolloutState; readonly effects: readonly Effect[] }
   | { readonly ok: false; readonly conflict: string }
+
+type Accepted = Extract<TransitionResult, { ok: true }>
 
 /** The state of a proxy that has never run a rollout. */
 export function initialState(stableUrl: string, canaryUrl: string | null, now: number): IdleState {
@@ -26,10 +37,12 @@ export function initialState(stableUrl: string, canaryUrl: string | null, now: n
 
 /**
  * Operator events are refused (ok: false, a 409 for the admin API) when they
- * make no sense in the current phase; analysis verdicts are never refused.
- * `actor` is recorded in the audit trail: 'auto' for the analysis.
+ * make no sense in the current phase; analysis verdicts and config events are
+ * never refused. `actor` is recorded in the audit trail: 'auto' for the
+ * analysis. `observed` is stable's latest live figures, kept as the baseline
+ * when the canary reaches 100%.
  */
-export function transition(state: RolloutState, event: RolloutEvent, now: number, settings: RolloutSettings, actor: Actor = 'auto'): TransitionResult {
+export function transition(state: RolloutState, event: RolloutEvent, now: number, settings: RolloutSettings, actor: Actor = 'auto', observed: BaselineFigures | null = null): TransitionResult {
   const base = { ...commonOf(state), updatedAt: now }
   switch (event.type) {
     case 'start': {
@@ -38,14 +51,14 @@ export function transition(state: RolloutState, event: RolloutEvent, now: number
       const canaryUrl = event.canary ?? state.canaryUrl
       if (canaryUrl === null) return refuse('no canary upstream is known: give its URL (canary-proxy start --canary URL)')
       const next = enterStep({ ...base, canaryUrl, generation: state.generation + 1, lastDecision: null }, 0, now, settings)
-      return moved(state, next, actor, 'start', `rollout of canary ${canaryUrl} started at ${next.weight}%`, [{ type: 'resetCanaryFigures' }, { type: 'publish' }])
+      return moved(state, next, actor, 'start', `rollout of canary ${canaryUrl} started at ${next.weight}%`, [{ type: 'publish' }], observed)
     }
     case 'pause': {
       if (state.phase !== 'progressing' && state.phase !== 'baking') {
         return refuse(state.phase === 'paused' ? 'the rollout is already paused' : `nothing to pause: no rollout is progressing (phase ${state.phase})`)
       }
       const next: PausedState = { ...base, phase: 'paused', weight: state.weight, stepIndex: state.stepIndex }
-      return moved(state, next, actor, 'pause', `paused at ${state.weight}%`, [])
+      return moved(state, next, actor, 'pause', `paused at ${state.weight}%`, [], observed)
     }
     case 'resume': {
       if (state.phase !== 'paused') return refuse(`nothing is paused (phase ${state.phase})`)
@@ -54,7 +67,7 @@ export function transition(state: RolloutState, event: RolloutEvent, now: number
       if (state.weight >= 100) next = { ...base, phase: 'baking', weight: 100, stepIndex: stepIndexAtOrBelow(100, settings.steps), bakeStartedAt: now }
       else if (state.stepIndex === null) next = enterStep(base, 0, now, settings)
       else next = { ...base, phase: 'progressing', weight: state.weight, stepIndex: state.stepIndex, stepStartedAt: now }
-      return moved(state, next, actor, 'resume', `resumed at ${next.weight}%`, [{ type: 'publish' }])
+      return moved(state, next, actor, 'resume', `resumed at ${next.weight}%`, [{ type: 'publish' }], observed)
     }
     case 'promote': {
       if (state.canaryUrl === null) return refuse('no canary upstream to promote')
@@ -63,31 +76,88 @@ export function transition(state: RolloutState, event: RolloutEvent, now: number
         return refuse(`the canary was ${state.phase === 'rolled_back' ? 'rolled back' : 'aborted'}; start a new rollout of it (canary-proxy start) before promoting it`)
       }
       const next = ended(base, 'succeeded', `promoted by ${actor}: ${state.canaryUrl} is the new stable`, state.canaryUrl)
-      return moved(state, next, actor, 'promote', next.reason, [{ type: 'promoted' }, { type: 'publish' }])
+      return moved(state, next, actor, 'promote', next.reason, [{ type: 'promoted' }, { type: 'publish' }], observed)
     }
     case 'abort': {
       if (!isUnderWay(state.phase)) return refuse(`no rollout under way to abort (phase ${state.phase})`)
       const next = ended(base, 'aborted', event.reason ?? `aborted by ${actor}`)
-      return moved(state, next, actor, 'abort', next.reason, [{ type: 'publish' }])
+      return moved(state, next, actor, 'abort', next.reason, [{ type: 'publish' }], observed)
     }
     case 'setWeight': {
       if (state.canaryUrl === null) return refuse('no canary upstream is known: start a rollout first (canary-proxy start --canary URL)')
       // From idle or an ended rollout, a manual weight puts a new rollout under way.
       const fresh = isUnderWay(state.phase) ? {} : { generation: state.generation + 1, lastDecision: null }
       const next: PausedState = { ...base, ...fresh, phase: 'paused', weight: event.weight, stepIndex: stepIndexAtOrBelow(event.weight, settings.steps) }
-      return moved(state, next, actor, 'set-weight', `weight set to ${event.weight}% by ${actor}; automation paused`, [{ type: 'publish' }])
+      return moved(state, next, actor, 'set-weight', `weight set to ${event.weight}% by ${actor}; automation paused`, [{ type: 'publish' }], observed)
     }
     case 'analysis':
-      return judge(state, event.verdict, now, settings)
+      return judge(state, event.verdict, now, settings, observed)
+    case 'config': {
+      // A reload may change the routing rules as well as the upstreams: the table is published anew either way.
+      const reconciled = reconcile(state, event.upstreams, now, settings)
+      return reconciled.effects.some((e) => e.type === 'publish') ? reconciled : { ...reconciled, effects: [...reconciled.effects, { type: 'publish' }] }
+    }
   }
 }
 
-function judge(state: RolloutState, verdict: Decision, now: number, settings: RolloutSettings): TransitionResult {
+/**
+ * The state a starting process takes up. A stored state resumes the same
+ * phase, step and weight with a fresh observation of the current step (its
+ * figures were in memory); it never jumps to 0% or 100% by itself. A corrupt
+ * store starts safe: all traffic to stable, paused. Then the config is
+ * reconciled as on a reload.
+ */
+export function restore(restored: Restored, upstreams: UpstreamsConfig, now: number, settings: RolloutSettings): Accepted {
+  const fresh = initialState(upstreams.stable, upstreams.canary, now)
+  if (restored.kind === 'corrupt') {
+    const safe: PausedState = { ...fresh, phase: 'paused', weight: 0, stepIndex: null }
+    const kept = restored.keptAs === null ? 'it could not be moved aside' : `kept as ${restored.keptAs}`
+    const note = noted(safe, safe, 'recover', `state file unusable (${restored.problem}); ${kept}; started safe, paused at 0%`)
+    return { ok: true, state: safe, effects: [...note, { type: 'persist' }, { type: 'publish' }] }
+  }
+  if (restored.kind === 'empty') return chain({ ok: true, state: fresh, effects: [{ type: 'persist' }, { type: 'publish' }] }, (s) => autoStart(s, upstreams, now, settings))
+  const resumed = resumeObservation(restored.state, now, settings.steps)
+  const reconciled = reconcile(resumed, upstreams, now, settings)
+  return { ok: true, state: reconciled.state, effects: [...reconciled.effects, { type: 'publish' }] }
+}
+
+/** The config's upstreams against the state: a changed stable is adopted, a new canary starts a new rollout (with autoStart). */
+function reconcile(state: RolloutState, upstreams: UpstreamsConfig, now: number, settings: RolloutSettings): Accepted {
+  let next: RolloutState = withSteps(state, settings.steps)
+  const effects: Effect[] = []
+  if (upstreams.stable !== next.configStable) {
+    const changed: RolloutState = { ...next, stableUrl: upstreams.stable, configStable: upstreams.stable, updatedAt: now }
+    effects.push(...noted(next, changed, 'config', `stable upstream changed in the config: ${next.stableUrl} -> ${upstreams.stable}`), { type: 'publish' })
+    next = changed
+  }
+  if (upstreams.canary !== null && upstreams.canary !== next.configCanary) {
+    const replaced = isUnderWay(next.phase) ? ` (replaces the rollout of ${next.canaryUrl ?? ''})` : ''
+    const idle: IdleState = { ...initialState(next.stableUrl, upstreams.canary, now), generation: next.generation }
+    effects.push(...noted(next, idle, 'config', `new canary upstream in the config: ${upstreams.canary}${replaced}`), { type: 'resetWindows' }, { type: 'publish' })
+    next = idle
+  }
+  if (effects.length > 0) effects.push({ type: 'persist' })
+  return chain({ ok: true, state: next, effects }, (s) => autoStart(s, upstreams, now, settings))
+}
+
+/** Idle with a canary known means its rollout never started (an ended one is not idle). */
+function autoStart(state: RolloutState, upstreams: UpstreamsConfig, now: number, settings: RolloutSettings): TransitionResult | null {
+  if (!upstreams.autoStart || state.phase !== 'idle' || state.canaryUrl === null) return null
+  return transition(state, { type: 'start', canary: null }, now, settings, 'auto')
+}
+
+function chain(first: Accepted, then: (state: RolloutState) => TransitionResult | null): Accepted {
+  const second = then(first.state)
+  if (second === null || !second.ok) return first
+  return { ok: true, state: second.state, effects: [...first.effects, ...second.effects] }
+}
+
+function judge(state: RolloutState, verdict: Decision, now: number, settings: RolloutSettings, observed: BaselineFigures | null): TransitionResult {
   if (!isUnderWay(state.phase)) return { ok: true, state, effects: [] }
   const base = { ...commonOf(state), updatedAt: now, lastDecision: verdict }
   if (verdict.verdict === 'fail') {
     const next = ended(base, 'rolled_back', verdict.reason)
-    return moved(state, next, 'auto', 'rollback', verdict.reason, [{ type: 'rolledBack' }, { type: 'publish' }])
+    return moved(state, next, 'auto', 'rollback', verdict.reason, [{ type: 'rolledBack' }, { type: 'publish' }], observed)
   }
   // The same verdict for the same reason keeps its first time: `lastDecision.at`
   // says since when it holds, and the status does not churn on every tick.
@@ -97,11 +167,11 @@ function judge(state: RolloutState, verdict: Decision, now: number, settings: Ro
   if (state.phase === 'progressing' && now - state.stepStartedAt >= settings.stepDurationMs) {
     const next = advance(state, base, now, settings)
     const held = formatDuration(now - state.stepStartedAt)
-    return moved(state, next, 'auto', 'advance', `${state.weight}% held ${held} and passed (${verdict.reason}); now ${next.weight}%`, [{ type: 'publish' }])
+    return moved(state, next, 'auto', 'advance', `${state.weight}% held ${held} and passed (${verdict.reason}); now ${next.weight}%`, [{ type: 'publish' }], observed)
   }
   if (state.phase === 'baking' && now - state.bakeStartedAt >= settings.bakeMs) {
     const next = ended(base, 'succeeded', `bake of ${formatDuration(settings.bakeMs)} at 100% passed (${verdict.reason}); ${state.canaryUrl ?? ''} is the new stable`, state.canaryUrl)
-    return moved(state, next, 'auto', 'succeed', next.reason, [{ type: 'promoted' }, { type: 'publish' }])
+    return moved(state, next, 'auto', 'succeed', next.reason, [{ type: 'promoted' }, { type: 'publish' }], observed)
   }
   return { ok: true, state: noted, effects: [] }
 }
@@ -145,21 +215,50 @@ export function stepIndexAtOrBelow(weight: number, steps: readonly number[]): nu
   return found
 }
 
+/**
+ * After a restart the current step (or bake) is observed afresh: its figures
+ * were in memory. The step index is found again from the weight, in case
+ * rollout.steps changed in the config meanwhile (-1: below the first step,
+ * which is the next one).
+ */
+function resumeObservation(state: RolloutState, now: number, steps: readonly number[]): RolloutState {
+  const indexed = withSteps(state, steps)
+  if (indexed.phase === 'progressing') return { ...indexed, stepStartedAt: now }
+  if (indexed.phase === 'baking') return { ...indexed, bakeStartedAt: now }
+  return indexed
+}
+
+/** The step index of the state's weight in `steps` (which a reload or a restart may have changed). */
+function withSteps(state: RolloutState, steps: readonly number[]): RolloutState {
+  if (state.phase === 'progressing') return { ...state, stepIndex: stepIndexAtOrBelow(state.weight, steps) ?? -1 }
+  if (state.phase === 'paused') return { ...state, stepIndex: stepIndexAtOrBelow(state.weight, steps) }
+  if (state.phase === 'baking') return { ...state, stepIndex: steps.at(-1) === 100 ? steps.length - 1 : null }
+  return state
+}
+
 function ended(base: Base, phase: EndedState['phase'], reason: string, promotedUrl: string | null = null): EndedState {
-  if (phase === 'succeeded' && promotedUrl !== null) return { ...base, phase, weight: 0, reason, stableUrl: promotedUrl, canaryUrl: null }
+  if (phase === 'succeeded' && promotedUrl !== null) return { ...base, phase, weight: 0, reason, stableUrl: promotedUrl, canaryUrl: null, baseline: null }
   return { ...base, phase, weight: 0, reason }
 }
 
-function moved(from: RolloutState, to: RolloutState, actor: Actor, action: string, reason: string, effects: readonly Effect[]): TransitionResult {
-  const record = {
-    at: to.updatedAt,
-    actor,
-    action,
-    from: { phase: from.phase, weight: from.weight },
-    to: { phase: to.phase, weight: to.weight },
-    reason,
-  }
-  return { ok: true, state: to, effects: [...effects, { type: 'persist' }, { type: 'audit', record }] }
+/**
+ * An accepted move: persisted and audited. Each weight of a rollout is
+ * observed afresh on both sides (so both windows cover the same span with
+ * steady shares of traffic), as is a new canary and a promotion; ending a
+ * rollout keeps the figures that ended it. Reaching 100% keeps stable's last
+ * live figures as the baseline.
+ */
+function moved(from: RolloutState, to: RolloutState, actor: Actor, action: string, reason: string, effects: readonly Effect[], observed: BaselineFigures | null): Accepted {
+  let next = to
+  if (isUnderWay(to.phase) && to.weight === 100 && from.weight !== 100) next = { ...next, baseline: observed ?? from.baseline ?? null }
+  const fresh = (isUnderWay(to.phase) && (to.weight !== from.weight || to.generation !== from.generation)) || effects.some((e) => e.type === 'promoted')
+  const record = { at: next.updatedAt, actor, action, from: { phase: from.phase, weight: from.weight }, to: { phase: next.phase, weight: next.weight }, reason }
+  return { ok: true, state: next, effects: [...(fresh ? [{ type: 'resetWindows' } as const] : []), ...effects, { type: 'persist' }, { type: 'audit', record }] }
+}
+
+/** A note in the audit trail that is not an operator action or a verdict (recovery, a config change). */
+function noted(from: RolloutState, to: RolloutState, action: string, reason: string): Effect[] {
+  return [{ type: 'audit', record: { at: to.updatedAt, actor: 'auto', action, from: { phase: from.phase, weight: from.weight }, to: { phase: to.phase, weight: to.weight }, reason } }]
 }
 
 function refuse(conflict: string): TransitionResult {

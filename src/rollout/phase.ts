@@ -1,11 +1,12 @@
 /** Rollout phases, the state each one carries, the events that move it, and the effects a transition asks for. */
 
+import type { BaselineFigures } from '../analysis/check.js'
 import type { Decision } from '../analysis/finding.js'
 import type { AuditRecord } from '../events/feed.js'
 
 export { isUnderWay, type Phase } from '../core/phases.js'
-
 export type { Decision } from '../analysis/finding.js'
+export type { AuditRecord } from '../events/feed.js'
 
 /** Fields every phase has. */
 interface Common {
@@ -22,17 +23,12 @@ interface Common {
   /**
    * Stable's figures last measured while it took live traffic, kept when the
    * canary reaches 100% so a restart in the bake still has the reference the
-   * comparison checks need. Set by the controller, carried by the machine.
+   * comparison checks need.
    */
   readonly baseline?: StableBaseline | null
 }
 
-export interface StableBaseline {
-  readonly requests: number
-  readonly errors: number
-  /** Microseconds; null when no latency was measured. */
-  readonly p99Us: number | null
-}
+export type StableBaseline = BaselineFigures
 
 export interface IdleState extends Common {
   readonly phase: 'idle'
@@ -72,6 +68,13 @@ export type RolloutState = IdleState | ProgressingState | PausedState | BakingSt
 
 export type Actor = string
 
+/** The upstreams and autoStart of a config, as the machine reconciles them with the state. */
+export interface UpstreamsConfig {
+  readonly stable: string
+  readonly canary: string | null
+  readonly autoStart: boolean
+}
+
 export type RolloutEvent =
   | { readonly type: 'start'; readonly canary: string | null }
   | { readonly type: 'pause' }
@@ -81,19 +84,20 @@ export type RolloutEvent =
   | { readonly type: 'setWeight'; readonly weight: number }
   /** A verdict of the analysis gate, given at `now`. */
   | { readonly type: 'analysis'; readonly verdict: Decision }
+  /** The config was read (start-up or SIGHUP): adopt a changed stable, start a rollout for a new canary. */
+  | { readonly type: 'config'; readonly upstreams: UpstreamsConfig }
 
-export type OperatorAction = Exclude<RolloutEvent, { type: 'analysis' }>['type']
-
-export type { AuditRecord } from '../events/feed.js'
+export type OperatorEvent = Extract<RolloutEvent, { type: 'start' | 'pause' | 'resume' | 'promote' | 'abort' | 'setWeight' }>
+export type OperatorAction = OperatorEvent['type']
 
 export type Effect =
-  /** Weights or upstreams changed: compile and publish a new routing snapshot. */
+  /** Weights or upstreams changed: compile and publish a new routing table. */
   | { readonly type: 'publish' }
   | { readonly type: 'persist' }
   | { readonly type: 'audit'; readonly record: AuditRecord }
-  /** A new rollout: canary figures start empty. */
-  | { readonly type: 'resetCanaryFigures' }
-  /** The canary became the stable: both sides' figures start empty, the stable baseline is forgotten. */
+  /** Both sides' windows start empty: a new weight, a new canary or a promotion is observed afresh. */
+  | { readonly type: 'resetWindows' }
+  /** The canary became the stable. */
   | { readonly type: 'promoted' }
   | { readonly type: 'rolledBack' }
 
@@ -102,3 +106,9 @@ export interface RolloutSettings {
   readonly stepDurationMs: number
   readonly bakeMs: number
 }
+
+/** What the rollout was restored from (a StateStore's LoadResult has this shape). */
+export type Restored =
+  | { readonly kind: 'empty' }
+  | { readonly kind: 'loaded'; readonly state: RolloutState }
+  | { readonly kind: 'corrupt'; readonly problem: string; readonly keptAs: string | null }

@@ -1,10 +1,12 @@
 /** RoutingSnapshot: everything one request needs to choose and reach a side, compiled once and never mutated. */
+import type { BlockList } from 'node:net'
 import type { Dispatcher } from 'undici'
-import type { SideStats } from '../stats/side-stats.js'
+import type { OutcomeRecorder } from '../stats/backend-stats.js'
+import { compileSourceRules } from './source-rule.js'
 
 export type SideName = 'stable' | 'canary'
 
-/** One upstream as the data plane sees it; its pool and stats outlive snapshots. */
+/** One upstream as the data plane sees it; its pool (by origin) and stats (by backend id) outlive snapshots. */
 export interface UpstreamTarget {
   readonly side: SideName
   readonly url: string
@@ -13,14 +15,13 @@ export interface UpstreamTarget {
   /** Path prefix of the upstream URL without a trailing slash ('' for none). */
   readonly basePath: string
   readonly dispatcher: Dispatcher
-  readonly stats: SideStats
   /**
-   * Which upstream of this side the stats' window currently measures: it
-   * changes when the side's URL does (a new canary, a promotion). A request
-   * still in flight to the previous one records with the old epoch, so its
-   * late result reaches the cumulative counters but never the new window.
+   * The backend's recorder. A request keeps the target it started with, so a
+   * result that arrives after the routing table moved on (a new canary, a
+   * promotion) is recorded on the backend it was sent to, which by then counts
+   * in Prometheus only (BackendStats.retire).
    */
-  readonly epoch: number
+  readonly stats: OutcomeRecorder
 }
 
 export interface RoutingSnapshot {
@@ -34,6 +35,11 @@ export interface RoutingSnapshot {
   readonly canaryThreshold: number
   /** Lower-case header names, or null when the feature is off (one null check per request). */
   readonly overrideHeader: string | null
+  /** Client addresses whose override header is obeyed (routing.overrideFrom); from anyone else it is ignored. */
+  readonly overrideFrom: BlockList
+  /** The sides again, recording into the override counters: what an obeyed override header routes to. */
+  readonly overrideStable: UpstreamTarget
+  readonly overrideCanary: UpstreamTarget | null
   readonly stickyHeader: string | null
   readonly stickyCookie: string | null
   readonly responseTimeoutMs: number
@@ -46,6 +52,10 @@ export interface SnapshotInput {
   readonly canary: UpstreamTarget | null
   readonly weight: number
   readonly overrideHeader: string | null
+  /** CIDRs (or bare addresses) as validated by the config loader. */
+  readonly overrideFrom: readonly string[]
+  /** Per-process override counters, one per side (src/stats/override-stats.ts). */
+  readonly overrideStats: { readonly stable: OutcomeRecorder; readonly canary: OutcomeRecorder }
   readonly stickyHeader: string | null
   readonly stickyCookie: string | null
   readonly responseTimeoutMs: number
@@ -63,6 +73,9 @@ export function compileSnapshot(input: SnapshotInput, version: number): RoutingS
     weight,
     canaryThreshold: Math.round(weight * 100),
     overrideHeader: input.overrideHeader,
+    overrideFrom: compileSourceRules(input.overrideFrom),
+    overrideStable: Object.freeze({ ...input.stable, stats: input.overrideStats.stable }),
+    overrideCanary: input.canary === null ? null : Object.freeze({ ...input.canary, stats: input.overrideStats.canary }),
     stickyHeader: input.stickyHeader,
     stickyCookie: input.stickyCookie,
     responseTimeoutMs: input.responseTimeoutMs,

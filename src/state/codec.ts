@@ -7,6 +7,7 @@
 import { Type, type TSchema } from '@sinclair/typebox'
 import { Ajv } from 'ajv'
 import { upstreamUrlProblem } from '../core/domain.js'
+import { schemaProblems } from '../core/schema-errors.js'
 import type { RolloutState } from '../rollout/phase.js'
 
 /**
@@ -106,8 +107,8 @@ export function stateProblem(doc: unknown): string | null {
   const validate = typeof phase === 'string' && Object.hasOwn(validators, phase) ? validators[phase as keyof typeof validators] : undefined
   if (validate === undefined) return `unknown phase ${JSON.stringify(phase)}`
   if (!validate(d.state)) {
-    const e = validate.errors?.[0]
-    return `a ${String(phase)} state: ${e === undefined || e.instancePath === '' ? '' : `${e.instancePath.slice(1).replace(/\//g, '.')} `}${e?.message ?? 'is not valid'}`
+    const first = schemaProblems(validate.errors ?? [])[0]
+    return `a ${String(phase)} state: ${first === undefined ? 'is not valid' : `${first.path}: ${first.message}`}`
   }
   const state = d.state as RolloutState
   for (const [name, url] of [

@@ -18,11 +18,16 @@ export const HIGHEST_TRACKABLE_US = 3_600_000_000
 
 let wasmReady = false
 
-export function newLatencyHistogram(): Histogram {
+/** hdr-histogram-js's WebAssembly module, loaded once before the first histogram is built or decoded. */
+export function ensureWebAssembly(): void {
   if (!wasmReady) {
     initWebAssemblySync()
     wasmReady = true
   }
+}
+
+export function newLatencyHistogram(): Histogram {
+  ensureWebAssembly()
   return build({
     bitBucketSize: 32,
     autoResize: false,

@@ -1,12 +1,14 @@
 /** SlidingWindow: one side's requests, errors and latency over the last `analysis.window`, as a ring of time slots. */
 import type { Histogram } from 'hdr-histogram-js'
+import type { WindowView } from '../analysis/check.js'
 import { countAbove, HIGHEST_TRACKABLE_US, newLatencyHistogram } from './latency-histogram.js'
+import { withDecodedLatency, type WindowDelta, type WindowRecorder } from './recorder.js'
 
 /**
  * The ring (slotCount slots of slotMs each; slot k covers [k*slotMs, (k+1)*slotMs)):
  *
- *     closed = sum of every slot but the current one      current <- the hot path writes here
- *     [ s0 ][ s1 ][ s2 ] ... [ sN-1 ]                     (no clock read per request)
+ *     closed = sum of every slot but the current one      current <- recorders are drained here
+ *     [ s0 ][ s1 ][ s2 ] ... [ sN-1 ]                     (the hot path writes into a WindowRecorder)
  *
  * advance(now) closes the current slot into `closed`, and the slot that falls
  * out of the window is subtracted from `closed` and reused. A read is then
@@ -34,7 +36,28 @@ export class SlidingWindow {
     this.#currentSlotNo = Math.floor(now / this.slotMs)
   }
 
-  /** The hot call: one upstream response (any status); `isError` for 5xx. */
+  /** What a recorder took since it was last drained, into the current slot; the recorder starts again from nothing. */
+  drain(recorder: WindowRecorder): void {
+    if (recorder.empty) return
+    const slot = this.#current
+    slot.requests += recorder.requests
+    slot.errors += recorder.errors
+    if (recorder.latency.totalCount > 0) slot.latency.add(recorder.latency)
+    recorder.clear()
+  }
+
+  /** A recorder's delta from another process (a worker, a replica), into the current slot. */
+  addDelta(delta: WindowDelta): void {
+    if (delta.requests === 0) return
+    const slot = this.#current
+    slot.requests += delta.requests
+    slot.errors += delta.errors
+    withDecodedLatency(delta, (latency) => {
+      if (latency !== null && latency.totalCount > 0) slot.latency.add(latency)
+    })
+  }
+
+  /** One upstream response straight into the current slot (tests and simulations; the proxy records through a WindowRecorder). */
   recordResponse(isError: boolean, latencyUs: number): void {
     const slot = this.#current
     slot.requests++
@@ -42,7 +65,7 @@ export class SlidingWindow {
     slot.latency.recordValue(latencyUs < 1 ? 1 : latencyUs > HIGHEST_TRACKABLE_US ? HIGHEST_TRACKABLE_US : latencyUs)
   }
 
-  /** An exchange that got no response (connect failure, reset, timeout): an error with no latency. */
+  /** No response at all, straight into the current slot (tests and simulations). */
   recordFailure(): void {
     const slot = this.#current
     slot.requests++
@@ -83,6 +106,26 @@ export class SlidingWindow {
     const requests = this.#closed.requests + this.#current.requests
     const errors = this.#closed.errors + this.#current.errors
     return { requests, errors, errorRate: requests === 0 ? 0 : errors / requests, latency: merged }
+  }
+
+  /**
+   * The window ending at `now` as the checks read it: counts and latency
+   * queries, answered from the merged histogram and the slots as they are now.
+   * Valid until the window is next read, drained or advanced (the gate reads
+   * it synchronously, in one evaluation).
+   */
+  view(now: number): WindowView {
+    const f = this.read(now)
+    const latency = f.latency
+    return {
+      requests: f.requests,
+      errors: f.errors,
+      latencyCount: latency.totalCount,
+      slotMs: this.slotMs,
+      quantileUs: (q) => (latency.totalCount === 0 ? null : latency.getValueAtPercentile(q * 100)),
+      countAbove: (us) => countAbove(latency, us),
+      slowestSlot: (us) => this.slowestSlot(us),
+    }
   }
 
   /**

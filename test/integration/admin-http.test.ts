@@ -79,7 +79,7 @@ t.test('read-only paths asked with another method: 405 with Allow', async (t) =>
     const res = await call(adminUrl, method, path, method === 'DELETE' ? undefined : '{}')
     t.equal(res.status, 405, `${method} ${path} -> 405`)
     t.equal(res.headers.allow, 'GET, HEAD')
-    t.match(JSON.parse(res.text) as Json, { error: `${method} is not allowed here; use GET ${path}`, code: 'CPX_ERR_ADMIN_BAD_INPUT' })
+    t.match(JSON.parse(res.text) as Json, { error: `${method} is not allowed here; use GET ${path}`, code: 'CPX_ERR_ADMIN_METHOD_NOT_ALLOWED' })
   }
   t.equal((await call(adminUrl, 'GET', '/api/v1/status')).status, 200, 'GET still works')
 })

@@ -10,7 +10,7 @@ type Json = Record<string, unknown>
 async function appWithCanary(t: Test, overrides: Json = {}): Promise<{ adminUrl: string; proxyUrl: string; stableUrl: string; canaryUrl: string }> {
   const stable = await startUpstream(t, 'stable')
   const canary = await startUpstream(t, 'canary')
-  const { adminUrl, proxyUrl } = await startApp(t, { upstreams: { stable: stable.url, canary: canary.url }, rollout: { autoStart: false }, ...overrides })
+  const { adminUrl, proxyUrl } = await startApp(t, { upstreams: { stable: stable.url, canary: canary.url }, rollout: { autoStart: false }, analysis: { interval: '10m', window: '10m' }, ...overrides })
   return { adminUrl, proxyUrl, stableUrl: stable.url, canaryUrl: canary.url }
 }
 

@@ -26,7 +26,7 @@ t.test('set-weight: a bad N gets a clear message and a non-zero exit, and change
     t.equal(r.stderr.trim().split('\n').length, 1, `${c.args.join(' ')}: one line, not a stack trace`)
     t.equal(r.stdout, '')
   }
-  t.match(s.app.app.controller.status(), { phase: 'idle', weight: 0 }, 'nothing changed')
+  t.match(s.app.app.status(), { phase: 'idle', weight: 0 }, 'nothing changed')
 })
 
 t.test('a refused action (409) prints the reason and exits 1', async (t) => {
@@ -49,7 +49,7 @@ t.test('start --canary with a URL that is not http: 400 naming the field, exit 1
   const r = await s.cli(['start', '--canary', 'ftp://127.0.0.1:1'])
   t.equal(r.code, 1)
   t.match(r.stderr, /refused \(400\): .*canary/)
-  t.match(s.app.app.controller.status(), { phase: 'idle' })
+  t.match(s.app.app.status(), { phase: 'idle' })
 })
 
 t.test('CANARY_PROXY_ADMIN names the admin API; --admin wins over it', async (t) => {
@@ -106,7 +106,7 @@ t.test('with admin.token set', async (t) => {
   t.equal(viaEnv.code, 0, `CANARY_PROXY_ADMIN_TOKEN works: ${viaEnv.stderr}`)
   const flagWins = await s.cli(['pause', '--token', 'not-it'], { CANARY_PROXY_ADMIN_TOKEN: 's3cret-token' })
   t.equal(flagWins.code, 1, '--token wins over the env')
-  t.match(s.app.app.controller.status(), { phase: 'paused', weight: 35 })
+  t.match(s.app.app.status(), { phase: 'paused', weight: 35 })
   const events = await admin(s.app.adminUrl, 'GET', '/api/v1/events')
   t.notMatch(JSON.stringify(events.json), 's3cret-token', 'the token is not in the audit trail')
 })

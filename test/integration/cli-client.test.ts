@@ -41,7 +41,7 @@ t.test('start --canary URL, set-weight, pause, resume, promote, events', async (
   const set = await s.cli(['set-weight', '30'])
   t.equal(set.code, 0, set.stderr)
   t.match(set.stdout, /^phase\s+paused\s+weight 30%/m)
-  t.match(s.app.app.controller.status(), { phase: 'paused', weight: 30 }, 'the app is paused at 30')
+  t.match(s.app.app.status(), { phase: 'paused', weight: 30 }, 'the app is paused at 30')
 
   const fine = await s.cli(['set-weight', '12.5', '--json'])
   t.equal(fine.code, 0, fine.stderr)

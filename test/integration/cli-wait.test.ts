@@ -63,7 +63,7 @@ t.test('exit 0 when the rollout succeeds', async (t) => {
   t.equal(jsonExit.code, 0)
   t.match(JSON.parse(json.stdoutText()), { phase: 'succeeded', weight: 0, canary: null }, '--json prints the final status')
   t.equal(json.stderrText(), '', '--json prints no progress lines')
-  t.equal(app.app.controller.status().phase, 'succeeded')
+  t.equal(app.app.status().phase, 'succeeded')
 })
 
 t.test('exit 1 when the rollout is rolled back', async (t) => {
@@ -76,7 +76,7 @@ t.test('exit 1 when the rollout is rolled back', async (t) => {
   const exit = await exitWithin(waiting, 60_000)
   t.equal(exit.code, 1, `exit 1 (stderr: ${waiting.stderrText()})`)
   t.match(waiting.stdoutText(), /^rollout rolled back: .*error rate/m, 'the reason is printed')
-  t.equal(app.app.controller.status().phase, 'rolled_back')
+  t.equal(app.app.status().phase, 'rolled_back')
 })
 
 t.test('exit 1 when the rollout is aborted', async (t) => {
@@ -101,7 +101,7 @@ t.test('exit 2 on --timeout while the rollout is still progressing', async (t) =
   t.equal(r.code, 2, `exit 2 (stderr: ${r.stderr})`)
   t.match(r.stderr, /timed out after [\d.]+m?s; the rollout is still progressing at 50%/)
   t.equal(r.stdout, '')
-  t.equal(app.app.controller.status().phase, 'progressing', 'wait changed nothing')
+  t.equal(app.app.status().phase, 'progressing', 'wait changed nothing')
 })
 
 t.test('an ended rollout answers at once; an unreachable admin API is exit 1', async (t) => {

@@ -2,7 +2,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { Agent, request } from 'undici'
-import type { StatusView } from '../../src/rollout/controller.js'
+import type { StatusView } from '../../src/api/wire.js'
 import { parseEvent } from '../../src/state/audit-log.js'
 import { admin, startApp, type ConfigInput } from '../helpers/app.js'
 import { FakeClock } from '../helpers/fake-clock.js'
@@ -35,9 +35,11 @@ const statusOf = async (adminUrl: string): Promise<StatusView> => (await admin(a
 const base = (stable: TestUpstream, canary: TestUpstream): ConfigInput => ({
   upstreams: { stable: stable.url, canary: canary.url },
   rollout: { steps: [20, 50, 100], stepDuration: '10s', bake: '10s', autoStart: true },
-  // minP99Delta 100ms: these tests use millisecond upstreams on a shared machine,
-  // where scheduling noise alone can move a 50-sample p99 by tens of ms.
-  analysis: { interval: '1s', window: '60s', minRequests: 20, maxErrorRate: 0.05, maxErrorRateIncrease: 0.05, maxP99: '2s', maxP99Ratio: 1.5, minP99Delta: '100ms' },
+  // minP99Delta 1s: these tests use millisecond upstreams on a shared machine,
+  // where scheduling noise alone moved a 20-sample p99 by hundreds of ms
+  // (canary 506ms against stable 271ms, both healthy, with other test runs on
+  // both cores); the latency checks are exercised by the gate and decision tests.
+  analysis: { interval: '1s', window: '60s', minRequests: 20, maxErrorRate: 0.05, maxErrorRateIncrease: 0.05, maxP99: '2s', maxP99Ratio: 1.5, minP99Delta: '1s' },
 })
 
 t.test('a healthy canary goes 20% -> 50% -> 100% -> bake -> succeeded, and becomes the stable', async (t) => {

@@ -1,17 +1,8 @@
-import { mkdtemp } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { configFromObject } from '../../src/config/load.js'
-import type { Config } from '../../src/config/schema.js'
-import { EventFeed } from '../../src/events/feed.js'
-import { createLogger } from '../../src/log.js'
-import { UpstreamPools } from '../../src/proxy/upstreams.js'
-import { RolloutController } from '../../src/rollout/controller.js'
+import type { RolloutController } from '../../src/rollout/controller.js'
 import type { Phase, RolloutState } from '../../src/rollout/phase.js'
-import { SideStats } from '../../src/stats/side-stats.js'
-import { AuditLog } from '../../src/state/audit-log.js'
 import { MemoryStateStore } from '../../src/state/memory-store.js'
+import { controlPlane, messages } from '../helpers/control-plane.js'
 import { FakeClock } from '../helpers/fake-clock.js'
 
 /** The memory store, with what the tests read: the state saved last. */
@@ -23,31 +14,16 @@ class MemoryStore extends MemoryStateStore {
 
 const DISK_FULL = new Error('ENOSPC: no space left on device')
 
-async function setup(t: Test, over: Record<string, unknown> = {}, store = new MemoryStore(), clock = new FakeClock()) {
-  const dir = await mkdtemp(join(tmpdir(), 'canary-proxy-controller-'))
-  const parsed = configFromObject({
-    upstreams: { stable: 'http://127.0.0.1:1', canary: 'http://127.0.0.1:2' },
-    rollout: { steps: [10, 50, 100], stepDuration: '10s', bake: '10s', autoStart: false },
-    analysis: { interval: '1s', window: '30s', minRequests: 10, maxErrorRate: 0.05 },
-    audit: { file: join(dir, 'audit.jsonl') },
-    ...over,
-  })
-  if (!parsed.ok) throw new Error(JSON.stringify(parsed.error))
-  const config: Config = parsed.value
-  const now = clock.now()
-  const stats = { stable: new SideStats('stable', config.analysis.windowMs, now), canary: new SideStats('canary', config.analysis.windowMs, now) }
-  const audit = new AuditLog(config.audit.file)
-  await audit.open()
-  const pools = new UpstreamPools({ connectTimeoutMs: 1000 })
-  const controller = await RolloutController.create({ config, clock, store, audit, pools, stats, log: createLogger('silent'), events: new EventFeed() })
-  t.teardown(async () => {
-    controller.stopTimers()
-    await audit.close()
-    await pools.close()
-  })
-  return { controller, clock, stats, store, config }
+const BASE = {
+  upstreams: { stable: 'http://127.0.0.1:1', canary: 'http://127.0.0.1:2' },
+  rollout: { steps: [10, 50, 100], stepDuration: '10s', bake: '10s', autoStart: false },
+  analysis: { interval: '1s', window: '30s', minRequests: 10, maxErrorRate: 0.05 },
 }
 
+async function setup(t: Test, over: Record<string, unknown> = {}, store = new MemoryStore(), clock = new FakeClock()) {
+  const p = await controlPlane(t, { ...BASE, ...over }, store, clock)
+  return { ...p, store }
+}
 
 t.test('restart from every phase keeps phase, weight and step', async (t) => {
   const drive: Record<Phase, (c: RolloutController) => Promise<unknown>> = {
@@ -73,7 +49,7 @@ t.test('restart from every phase keeps phase, weight and step', async (t) => {
     const first = await setup(t, {}, store)
     await drive[phase](first.controller)
     if (phase === 'rolled_back') {
-      for (let i = 0; i < 20; i++) first.stats.canary.recordResponse(500, 1000)
+      first.record('canary', 500, 1000, 20)
       first.controller.evaluate()
       await first.controller.flush()
     }
@@ -83,7 +59,7 @@ t.test('restart from every phase keeps phase, weight and step', async (t) => {
     const second = await setup(t, {}, store, first.clock)
     const after = second.controller.state
     t.same([after.phase, after.weight, after.canaryUrl, after.stableUrl], [before.phase, before.weight, before.canaryUrl, before.stableUrl], `${phase} survives a restart`)
-    t.same(second.controller.status().step, first.controller.status().step, `${phase}: same step`)
+    t.same(second.status().step, first.status().step, `${phase}: same step`)
     if (after.phase === 'progressing') t.equal(after.stepStartedAt, first.clock.now(), 'the step is observed afresh')
     if (after.phase === 'baking') t.equal(after.bakeStartedAt, first.clock.now(), 'the bake is observed afresh')
   }
@@ -99,61 +75,63 @@ t.test('autoStart begins a rollout for a known canary, once', async (t) => {
 })
 
 t.test('a canary error triggers an evaluation before the next tick', async (t) => {
-  const { controller, clock, stats } = await setup(t)
+  const { controller, clock, record } = await setup(t)
   await controller.act({ type: 'start', canary: null }, 'ops')
   controller.startTimers()
   clock.advance(1000)
   t.equal(controller.state.phase, 'progressing')
   clock.advance(500) // mid-interval
-  for (let i = 0; i < 10; i++) stats.canary.recordResponse(503, 1000)
+  record('canary', 503, 1000, 10)
+  await messages() // the data plane's signal reaches the control plane
   clock.advance(25) // far less than the 1s interval
   t.equal(controller.state.phase, 'rolled_back', 'rolled back ~20ms after the errors, not at the next tick')
   t.equal(controller.rollbacks, 1)
 })
 
 t.test('evaluations triggered by errors are coalesced', async (t) => {
-  const { controller, clock, stats } = await setup(t)
+  const { controller, clock, record } = await setup(t)
   await controller.act({ type: 'start', canary: null }, 'ops')
-  stats.canary.recordResponse(503, 1000)
-  stats.canary.recordResponse(503, 1000)
-  stats.canary.recordResponse(503, 1000)
+  record('canary', 503, 1000)
+  record('canary', 503, 1000)
+  record('canary', 503, 1000)
+  await messages()
   t.equal(clock.pendingTimers, 1, 'one evaluation scheduled for a burst of errors')
 })
 
 t.test('a failed save surfaces to the operator but the change stays applied', async (t) => {
   const store = new MemoryStore()
-  const { controller } = await setup(t, {}, store)
+  const { controller, plane } = await setup(t, {}, store)
   store.failNext = DISK_FULL
   await t.rejects(controller.act({ type: 'setWeight', weight: 40 }, 'ops'), /ENOSPC/)
   t.equal(controller.state.weight, 40)
-  t.equal(controller.persistFailures, 1)
-  t.equal(controller.ref.current.weight, 40, 'routing follows the in-memory state')
+  t.equal(controller.persister.failures, 1)
+  t.equal(plane.backends.ref.current.weight, 40, 'routing follows the in-memory state')
   await controller.act({ type: 'setWeight', weight: 41 }, 'ops')
   t.equal(store.saved?.weight, 41, 'the next save goes through')
 })
 
 t.test('the stable baseline stands in once stable traffic stops at 100%', async (t) => {
-  const { controller, stats, clock } = await setup(t, { analysis: { interval: '1s', window: '5s', minRequests: 10, maxP99Ratio: 1.5 } })
+  const { controller, record, clock, status } = await setup(t, { analysis: { interval: '1s', window: '5s', minRequests: 10, maxP99Ratio: 1.5 } })
   await controller.act({ type: 'start', canary: null }, 'ops')
   clock.advance(10_000)
-  for (let i = 0; i < 50; i++) stats.stable.recordResponse(200, 10_000)
-  for (let i = 0; i < 20; i++) stats.canary.recordResponse(200, 10_000)
+  record('stable', 200, 10_000, 50)
+  record('canary', 200, 10_000, 20)
   controller.evaluate()
   t.equal(controller.state.weight, 50)
   await controller.act({ type: 'setWeight', weight: 100 }, 'ops')
   await controller.act({ type: 'resume' }, 'ops')
   t.equal(controller.state.phase, 'baking')
   clock.advance(6_000) // stable's live figures have left the 5s window
-  for (let i = 0; i < 20; i++) stats.canary.recordResponse(200, 40_000)
+  record('canary', 200, 40_000, 20)
   controller.evaluate()
   t.equal(controller.state.phase, 'baking', 'slow responses in one window slot (167ms here) hold, as a pause of the host would')
-  t.match(controller.status().lastDecision?.reason, /holding: .*mostly within one 167ms slot/)
+  t.match(status().lastDecision?.reason, /holding: .*mostly within one 167ms slot/)
   controller.startTimers() // rotates the window every slot
   clock.advance(200)
-  for (let i = 0; i < 20; i++) stats.canary.recordResponse(200, 40_000)
+  record('canary', 200, 40_000, 20)
   controller.evaluate()
   t.equal(controller.state.phase, 'rolled_back', 'slow in the next slot too: a trend')
-  t.match(controller.status().reason, /stable baseline p99 10\.0ms/)
+  t.match(status().reason, /stable baseline p99 10\.0ms/)
 })
 
 t.test('a failed save is retried on the next tick until it lands', async (t) => {
@@ -186,9 +164,9 @@ t.test('a restart with other rollout.steps finds the step from the weight', asyn
   await a.controller.act({ type: 'resume' }, 'ops')
   t.same([a.controller.state.phase, a.controller.state.weight], ['progressing', 25])
   const b = await setup(t, { rollout: { steps: [50, 75, 100], stepDuration: '10s', bake: '10s', autoStart: false } }, store)
-  t.same([b.controller.state.phase, b.controller.state.weight, b.controller.status().step], ['progressing', 25, null], '25 is below every new step')
+  t.same([b.controller.state.phase, b.controller.state.weight, b.status().step], ['progressing', 25, null], '25 is below every new step')
   b.clock.advance(10_000)
-  for (let i = 0; i < 20; i++) b.stats.canary.recordResponse(200, 1000)
+  b.record('canary', 200, 1000, 20)
   b.controller.evaluate()
   t.same([b.controller.state.phase, b.controller.state.weight], ['progressing', 50], 'the next step is 50, none skipped')
 })
@@ -198,28 +176,28 @@ t.test('the stable baseline is saved with the state at 100% and survives a resta
   const over = { analysis: { interval: '1s', window: '5s', minRequests: 10, maxP99Ratio: 1.5 } }
   const a = await setup(t, over, store)
   await a.controller.act({ type: 'setWeight', weight: 50 }, 'ops')
-  for (let i = 0; i < 50; i++) a.stats.stable.recordResponse(200, 10_000)
-  for (let i = 0; i < 20; i++) a.stats.canary.recordResponse(200, 10_000)
+  a.record('stable', 200, 10_000, 50)
+  a.record('canary', 200, 10_000, 20)
   a.controller.evaluate()
   await a.controller.act({ type: 'setWeight', weight: 100 }, 'ops')
   await a.controller.act({ type: 'resume' }, 'ops')
   t.equal(a.controller.state.phase, 'baking')
   t.match(store.saved?.baseline, { requests: 50, errors: 0 })
   const b = await setup(t, over, store, a.clock)
-  for (let i = 0; i < 20; i++) b.stats.canary.recordResponse(200, 40_000)
+  b.record('canary', 200, 40_000, 20)
   b.controller.startTimers() // rotates the window every slot
   a.clock.advance(200)
-  for (let i = 0; i < 20; i++) b.stats.canary.recordResponse(200, 40_000)
+  b.record('canary', 200, 40_000, 20)
   b.controller.evaluate()
   t.equal(b.controller.state.phase, 'rolled_back', 'the comparison with stable still applies after the restart')
-  t.match(b.controller.status().reason, /stable baseline p99 10\.0ms/)
+  t.match(b.status().reason, /stable baseline p99 10\.0ms/)
 })
 
 t.test('without any stable reference the comparisons are not applied, and the verdict says so', async (t) => {
-  const { controller, stats } = await setup(t, { analysis: { interval: '1s', window: '5s', minRequests: 10, maxP99Ratio: 1.5 } })
+  const { controller, record, status } = await setup(t, { analysis: { interval: '1s', window: '5s', minRequests: 10, maxP99Ratio: 1.5 } })
   await controller.act({ type: 'setWeight', weight: 100 }, 'ops')
   await controller.act({ type: 'resume' }, 'ops')
-  for (let i = 0; i < 20; i++) stats.canary.recordResponse(200, 40_000)
+  record('canary', 200, 40_000, 20)
   controller.evaluate()
-  t.match(controller.status().lastDecision?.reason, /no stable reference .* comparisons with stable are not applied/)
+  t.match(status().lastDecision?.reason, /no stable reference .* comparisons with stable are not applied/)
 })

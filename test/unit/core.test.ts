@@ -1,8 +1,9 @@
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import t from 'tap'
 import { formatDuration, parseDuration } from '../../src/core/duration.js'
 import { CanaryProxyError, ERROR_CODES, messageOf, RETIRED_CODES } from '../../src/core/errors.js'
-import { betaQuantile, differenceLowerBound, logGamma, proportionBounds, regularizedBeta } from '../../src/rollout/confidence.js'
+import { betaQuantile, differenceLowerBound, logGamma, proportionBounds, regularizedBeta } from '../../src/analysis/confidence.js'
 
 t.test('durations', async (t) => {
   t.equal(parseDuration('250ms'), 250)
@@ -47,6 +48,15 @@ t.test('statistics', async (t) => {
   t.equal(differenceLowerBound(30, 100, 5, 1000, 0.5), 0.3 - 0.005)
   t.ok(differenceLowerBound(30, 100, 5, 1000, 0.99) > 0.15)
   t.ok(differenceLowerBound(1, 20, 5, 1000, 0.99) < 0.005, '1 in 20 is not evidence of an increase of half a point')
+})
+
+t.test('every code the product emits is registered, and every registered code is emitted somewhere', async (t) => {
+  const files = (await readdir('src', { recursive: true })).filter((f) => f.endsWith('.ts') && !f.endsWith('errors.ts'))
+  const emitted = new Set<string>()
+  for (const f of files) for (const m of (await readFile(join('src', f), 'utf8')).matchAll(/'(CPX_[A-Z_]+)'/g)) emitted.add(m[1]!)
+  const registered = Object.keys(ERROR_CODES)
+  t.same([...emitted].filter((c) => !registered.includes(c)), [], 'no code is emitted without a registry entry (one status, a message)')
+  t.same(registered.filter((c) => !emitted.has(c)), [], 'no registered code is only documented: each is emitted by some module')
 })
 
 t.test('the error registry matches the README table', async (t) => {

@@ -1,7 +1,54 @@
 import t from 'tap'
+import type { Histogram } from 'hdr-histogram-js'
+import { builtinChecks } from '../../src/analysis/builtin-checks.js'
+import type { GateInput, WindowView } from '../../src/analysis/check.js'
+import type { Decision } from '../../src/analysis/finding.js'
+import { decide } from '../../src/analysis/gate.js'
+import { NO_PROBES } from '../../src/analysis/probe.js'
 import type { AnalysisConfig } from '../../src/config/schema.js'
-import { evaluateGate, type CanaryFigures, type GateSettings, type StableFigures } from '../../src/rollout/gate.js'
-import { newLatencyHistogram } from '../../src/stats/latency-histogram.js'
+import { countAbove, newLatencyHistogram } from '../../src/stats/latency-histogram.js'
+
+type GateSettings = AnalysisConfig
+
+interface CanaryFigures {
+  readonly requests: number
+  readonly errors: number
+  readonly latency: Histogram
+  readonly slowestSlot: (us: number) => { above: number; count: number }
+  readonly slotMs: number
+}
+
+interface StableFigures {
+  readonly requests: number
+  readonly errors: number
+  readonly p99Us: number
+  /** The figures kept from before 100% rather than a live window. */
+  readonly baseline: boolean
+}
+
+/** The gate as the controller runs it: the configured checks over one GateInput, joined by decide(). */
+function evaluateGate(c: CanaryFigures, s: StableFigures, a: GateSettings, now: number): Decision {
+  const window: WindowView = {
+    requests: c.requests,
+    errors: c.errors,
+    latencyCount: c.latency.totalCount,
+    quantileUs: (q) => (c.latency.totalCount === 0 ? null : c.latency.getValueAtPercentile(q * 100)),
+    countAbove: (us) => countAbove(c.latency, us),
+    slowestSlot: c.slowestSlot,
+    slotMs: c.slotMs,
+  }
+  const stableWindow: WindowView = { requests: s.requests, errors: s.errors, latencyCount: s.requests, quantileUs: () => s.p99Us, countAbove: () => 0, slowestSlot: () => ({ above: 0, count: 0 }), slotMs: 1000 }
+  const input: GateInput = {
+    now,
+    phase: 'progressing',
+    weight: s.baseline ? 100 : 5,
+    canary: { window, step: c },
+    stable: s.baseline ? null : { window: stableWindow, step: s },
+    stableBaseline: s.baseline ? { requests: s.requests, errors: s.errors, p99Us: s.p99Us } : null,
+    probes: NO_PROBES,
+  }
+  return decide(builtinChecks(a), input, { minRequests: a.minRequests, compares: a.maxErrorRateIncrease !== null || a.maxP99Ratio !== null })
+}
 
 const analysis: AnalysisConfig = {
   intervalMs: 1000,
@@ -40,7 +87,7 @@ function canary(requests: number, errors: number, latencyMs: (i: number) => numb
     }
     return worst
   }
-  return { requests, errors, p99Us: requests === 0 ? null : h.getValueAtPercentile(99), latency: h, slowestSlot, slotMs: 1000 }
+  return { requests, errors, latency: h, slowestSlot, slotMs: 1000 }
 }
 const stable = (requests: number, errors: number, p99Ms = 10, baseline = false): StableFigures => ({ requests, errors, p99Us: p99Ms * 1000, baseline })
 

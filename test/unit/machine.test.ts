@@ -1,5 +1,5 @@
 import t from 'tap'
-import { initialState, transition } from '../../src/rollout/machine.js'
+import { initialState, restore, transition } from '../../src/rollout/machine.js'
 import type { Decision, Phase, RolloutEvent, RolloutSettings, RolloutState } from '../../src/rollout/phase.js'
 
 const settings: RolloutSettings = { steps: [5, 25, 50, 100], stepDurationMs: 1000, bakeMs: 2000 }
@@ -98,7 +98,7 @@ t.test('start from succeeded needs a canary URL, and a new rollout gets a new ge
   t.equal(r.state.phase, 'progressing')
   t.equal(r.state.canaryUrl, 'http://next.test:9003')
   t.equal(r.state.generation, done.generation + 1)
-  t.ok(r.effects.some((e) => e.type === 'resetCanaryFigures'), 'a new rollout starts with empty canary figures')
+  t.ok(r.effects.some((e) => e.type === 'resetWindows'), 'a new rollout starts with empty canary figures')
 })
 
 t.test('a full healthy rollout: steps advance only after their duration with a passing verdict, then the bake, then success', async (t) => {
@@ -245,4 +245,46 @@ t.test('set-weight from idle or an ended rollout is a new rollout', async (t) =>
   t.equal(s.lastDecision, null, 'the last rollout\'s decision does not carry over')
   const under = step(inPhase('progressing'), { type: 'setWeight', weight: 10 }, T0 + 50)
   t.equal(under.generation, inPhase('progressing').generation, 'within a rollout the generation stays')
+})
+
+t.test('restore: every start-up case is an event of the machine', async (t) => {
+  const upstreams = { stable: STABLE, canary: CANARY, autoStart: false }
+  const empty = restore({ kind: 'empty' }, upstreams, T0, settings)
+  t.same([empty.state.phase, empty.state.weight], ['idle', 0], 'an empty store: idle')
+  t.same(empty.effects.map((e) => e.type), ['persist', 'publish'], 'saved once, and the routing table published')
+  const auto = restore({ kind: 'empty' }, { ...upstreams, autoStart: true }, T0, settings)
+  t.same([auto.state.phase, auto.state.weight], ['progressing', 5], 'autoStart with a canary: the rollout begins')
+
+  const corrupt = restore({ kind: 'corrupt', problem: 'cannot parse', keptAs: '/x/state.json.corrupt-1' }, { ...upstreams, autoStart: true }, T0, settings)
+  t.same([corrupt.state.phase, corrupt.state.weight, corrupt.state.canaryUrl], ['paused', 0, CANARY], 'a corrupt store starts safe: paused at 0%, autoStart or not')
+  const note = corrupt.effects.find((e) => e.type === 'audit')
+  t.match(note?.type === 'audit' ? note.record : {}, { action: 'recover', reason: /cannot parse.*kept as \/x\/state\.json\.corrupt-1/ })
+
+  const stored = step(step(inPhase('progressing'), { type: 'analysis', verdict: pass(T0 + 1000) }, T0 + 1000), { type: 'pause' }, T0 + 1100)
+  const again = restore({ kind: 'loaded', state: stored }, upstreams, T0 + 9000, settings)
+  t.same([again.state.phase, again.state.weight], ['paused', 25], 'a stored state resumes its phase and weight')
+  t.notOk(again.effects.some((e) => e.type === 'persist' || e.type === 'audit'), 'nothing to save or note when nothing changed')
+
+  const running = step(inPhase('progressing'), { type: 'analysis', verdict: pass(T0 + 1000) }, T0 + 1000)
+  const fresh = restore({ kind: 'loaded', state: running }, upstreams, T0 + 9000, settings)
+  t.equal(fresh.state.phase === 'progressing' ? fresh.state.stepStartedAt : 0, T0 + 9000, 'the step is observed afresh after a restart')
+})
+
+t.test('config events: a changed stable is adopted, a new canary starts over, steps are found again from the weight', async (t) => {
+  const running = step(inPhase('progressing'), { type: 'analysis', verdict: pass(T0 + 1000) }, T0 + 1000) // 25%
+  const moved = transition(running, { type: 'config', upstreams: { stable: 'http://stable2.test', canary: CANARY, autoStart: false } }, T0 + 2000, settings)
+  t.ok(moved.ok)
+  if (!moved.ok) return
+  t.same([moved.state.phase, moved.state.weight, moved.state.stableUrl], ['progressing', 25, 'http://stable2.test'], 'the rollout goes on against the new stable')
+  t.ok(moved.effects.some((e) => e.type === 'audit' && e.record.action === 'config'), 'and the change is in the audit trail')
+
+  const replaced = transition(running, { type: 'config', upstreams: { stable: STABLE, canary: 'http://canary2.test', autoStart: true } }, T0 + 2000, settings)
+  t.ok(replaced.ok && replaced.state.canaryUrl === 'http://canary2.test' && replaced.state.phase === 'progressing' && replaced.state.weight === 5, 'a new canary: a new rollout from the first step')
+  t.ok(replaced.ok && replaced.state.generation === running.generation + 1, 'with a new generation (empty figures)')
+
+  const same = transition(running, { type: 'config', upstreams: { stable: STABLE, canary: CANARY, autoStart: true } }, T0 + 2000, { ...settings, steps: [10, 25, 75, 100] })
+  t.ok(same.ok)
+  if (!same.ok) return
+  t.same([same.state.phase, same.state.weight, same.state.phase === 'progressing' ? same.state.stepIndex : -2], ['progressing', 25, 1], 'new steps: 25% is step 1 of the new list, nothing else moves')
+  t.same(same.effects.map((e) => e.type), ['publish'], 'no note, no save: only the table is published again (routing rules may have changed)')
 })

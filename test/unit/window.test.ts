@@ -1,5 +1,6 @@
 import t from 'tap'
 import { SlidingWindow } from '../../src/stats/window.js'
+import { BackendStats, ErrorSignal } from '../../src/stats/backend-stats.js'
 import { SideStats, summarize } from '../../src/stats/side-stats.js'
 
 const T0 = 1_700_000_000_000
@@ -74,10 +75,13 @@ t.test('latencies beyond the histogram range are clamped, not dropped or thrown'
   t.equal(w.read(T0).latency.totalCount, 2)
 })
 
-t.test('SideStats: status classes, duration buckets, aborts, onError hook', async (t) => {
-  const s = new SideStats('canary', 30_000, T0)
+t.test('BackendStats: status classes, duration buckets, aborts, one error signal for a burst, and the window recorder', async (t) => {
+  const side = new SideStats('canary')
+  const signal = new ErrorSignal()
   let errorsSeen = 0
-  s.onError = () => errorsSeen++
+  signal.listen(() => errorsSeen++)
+  const s = new BackendStats(side, signal)
+  t.teardown(() => s.dispose())
   s.recordResponse(200, 800) // 0.8ms -> le 0.001
   s.recordResponse(204, 3_000) // le 0.005
   s.recordResponse(302, 40_000) // le 0.05
@@ -87,22 +91,33 @@ t.test('SideStats: status classes, duration buckets, aborts, onError hook', asyn
   s.recordResponse(999, 100) // nonsense status counts as 5xx
   s.recordFailure()
   s.recordClientAbort()
-  t.same(Array.from(s.byClass), [1, 2, 1, 1, 2, 1])
-  t.equal(errorsSeen, 3, '5xx twice and one failure')
-  t.equal(s.clientAborts, 1)
-  t.equal(s.durationCount, 7)
-  t.equal(s.durationBuckets[0], 4, '<= 1ms: 800us, 1000us and the two 100us responses')
-  const sum = Array.from(s.durationBuckets).reduce((a, b) => a + b, 0)
+  t.same(Array.from(side.byClass), [1, 2, 1, 1, 2, 1])
+  t.equal(errorsSeen, 0, 'the signal is a message: delivered after the exchange, not during it')
+  await Promise.resolve()
+  t.equal(errorsSeen, 1, '5xx twice and one failure: one message until the control plane reads the figures')
+  signal.lower()
+  s.recordFailure()
+  await Promise.resolve()
+  t.equal(errorsSeen, 2, 'raised again once lowered')
+  t.equal(side.clientAborts, 1)
+  t.equal(side.durationCount, 7)
+  t.equal(side.durationBuckets[0], 4, '<= 1ms: 800us, 1000us and the two 100us responses')
+  const sum = Array.from(side.durationBuckets).reduce((a, b) => a + b, 0)
   t.equal(sum, 7)
-  const f = summarize(s.window.read(T0 + 1))
-  t.equal(f.requests, 8)
-  t.equal(f.errors, 3)
+  const w = new SlidingWindow(30_000, T0)
+  t.teardown(() => w.dispose())
+  w.drain(s.window)
+  t.ok(s.window.empty, 'the recorder starts again from nothing once drained')
+  const f = summarize(w.read(T0 + 1))
+  t.equal(f.requests, 9)
+  t.equal(f.errors, 4)
   t.ok(f.p50Ms !== null && f.p99Ms !== null && f.p99Ms >= 1999, `p99 ${String(f.p99Ms)}ms`)
 })
 
 t.test('summary of an empty window has null percentiles', async (t) => {
-  const f = new SideStats('stable', 1000, T0).summarize(T0)
-  t.same(f, { requests: 0, errors: 0, errorRate: 0, p50Ms: null, p90Ms: null, p99Ms: null, p999Ms: null })
+  const w = new SlidingWindow(1000, T0)
+  t.teardown(() => w.dispose())
+  t.same(summarize(w.read(T0)), { requests: 0, errors: 0, errorRate: 0, p50Ms: null, p90Ms: null, p99Ms: null, p999Ms: null, latencyCount: 0, latencySumSeconds: 0 })
 })
 
 t.test('countAbove counts the values above a bound, to the histogram resolution', async (t) => {

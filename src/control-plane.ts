@@ -1,0 +1,135 @@
+/**
+ * buildControlPlane: the rollout's control plane over this process's
+ * backends, without listeners: the analysis, the controller restored from the
+ * store, the event feed. buildApp puts servers around it; the decision bench
+ * and the tests drive it directly on a fake clock.
+ */
+import type { Logger } from 'pino'
+import { statusView } from './admin/status-view.js'
+import { Analysis } from './analysis/analysis.js'
+import { builtinChecks } from './analysis/builtin-checks.js'
+import type { ProbeRollout } from './analysis/probe.js'
+import type { StatusView } from './api/wire.js'
+import type { Config } from './config/schema.js'
+import type { Clock } from './core/clock.js'
+import { EventFeed } from './events/feed.js'
+import { buildExternalChecks, type ExternalChecks } from './probes/external-checks.js'
+import { ProbeRunner } from './probes/runner.js'
+import { Backends } from './proxy/backends.js'
+import type { UpstreamPools } from './proxy/upstreams.js'
+import { RolloutController, type RolloutConfig } from './rollout/controller.js'
+import { LocalLink } from './rollout/local-link.js'
+import { routingTable } from './routing/table.js'
+import type { StateStore } from './state/store.js'
+
+export interface ControlPlaneDeps {
+  readonly config: Config
+  readonly clock: Clock
+  readonly store: StateStore
+  readonly pools: UpstreamPools
+  readonly log: Logger
+  /** Defaults to a new feed; pass one to subscribe before the restore's own events. */
+  readonly events?: EventFeed
+}
+
+export interface ControlPlane {
+  readonly controller: RolloutController
+  readonly backends: Backends
+  readonly analysis: Analysis
+  readonly events: EventFeed
+  status(): StatusView
+  /** Both sides' window figures, with everything recorded so far drained in first. */
+  figures(): ReturnType<Analysis['figures']>
+  /** The probes and webhooks of the config: resource scrapes, Prometheus queries, gate and notification webhooks. */
+  readonly external: ExternalChecks
+  /** Starts the controller's timers and the probes. */
+  start(): void
+  /** A reloaded config's checks, probes and webhooks (the old ones are stopped and flushed first). */
+  reconfigure(config: Config): Promise<void>
+  /** Stops the probes and flushes the notifications (up to flushMs); the controller's own stop is separate. */
+  stop(flushMs: number): Promise<void>
+  /** Releases the windows' and recorders' memory; call once nothing records any more (after the pools closed). */
+  dispose(): void
+}
+
+export async function buildControlPlane(deps: ControlPlaneDeps): Promise<ControlPlane> {
+  const { config, clock, log } = deps
+  const events = deps.events ?? new EventFeed((error, event) => log.error({ err: error, event: event.type }, 'an event subscriber failed'))
+  // The data plane starts on all-stable; the controller publishes the real table as soon as it has restored the state.
+  const backends = new Backends(deps.pools, routingTable({ stableUrl: config.upstreams.stable, canaryUrl: null, weight: 0, generation: 0 }, config.routing, 0), config.metrics.bucketsSeconds)
+  let controller: RolloutController | null = null
+  const probeRollout = (): ProbeRollout => {
+    const s = controller?.state
+    if (s === undefined) return { phase: 'idle', weight: 0, step: null, stableUrl: config.upstreams.stable, canaryUrl: null, generation: 0 }
+    return { phase: s.phase, weight: s.weight, step: 'stepIndex' in s ? s.stepIndex : null, stableUrl: s.stableUrl, canaryUrl: s.canaryUrl, generation: s.generation }
+  }
+  const build = (c: Config): { external: ExternalChecks; runner: ProbeRunner; detach: () => void } => {
+    const external = buildExternalChecks(c, { clock, log, urls: () => ({ stable: controller?.state.stableUrl ?? c.upstreams.stable, canary: controller?.state.canaryUrl ?? null }) })
+    const runner = new ProbeRunner({ clock, probes: external.probes, rollout: probeRollout, servedRequests: (side) => backends.sides[side].outcomes, log })
+    const off = [runner.attach(events), external.notifier.attach(events)]
+    return { external, runner, detach: () => off.forEach((f) => f()) }
+  }
+  let probes = build(config)
+  const analysis = new Analysis(config.analysis, clock.now(), { checks: [...builtinChecks(config.analysis), ...probes.external.checks], probes: probes.runner })
+  try {
+    controller = await RolloutController.create({ clock, store: deps.store, analysis, link: new LocalLink(backends), events, log }, rolloutConfig(config))
+  } catch (error) {
+    probes.detach()
+    await probes.external.close()
+    analysis.dispose()
+    backends.dispose()
+    throw error
+  }
+  const ctl = controller
+  let started = false
+  const figures = (): ReturnType<Analysis['figures']> => {
+    ctl.collect()
+    return analysis.figures(clock.now())
+  }
+  return {
+    controller: ctl,
+    backends,
+    analysis,
+    events,
+    get external() {
+      return probes.external
+    },
+    start() {
+      started = true
+      ctl.startTimers()
+      probes.runner.start()
+    },
+    async reconfigure(next) {
+      const old = probes
+      old.detach()
+      await old.runner.stop()
+      await old.external.close(2_000)
+      probes = build(next)
+      analysis.configure(next.analysis, clock.now(), [...builtinChecks(next.analysis), ...probes.external.checks])
+      analysis.setProbes(probes.runner)
+      if (started) probes.runner.start()
+    },
+    async stop(flushMs) {
+      probes.detach()
+      await probes.runner.stop()
+      await probes.external.close(flushMs)
+    },
+    status: () => statusView(ctl.state, ctl.settings, figures(), { stable: backends.sides.stable.outcomes, canary: backends.sides.canary.outcomes }),
+    figures,
+    dispose() {
+      ctl.stopTimers()
+      analysis.dispose()
+      backends.dispose()
+    },
+  }
+}
+
+export function rolloutConfig(config: Config): RolloutConfig {
+  const r = config.rollout
+  return {
+    settings: { steps: r.steps, stepDurationMs: r.stepDurationMs, bakeMs: r.bakeMs },
+    upstreams: { stable: config.upstreams.stable, canary: config.upstreams.canary, autoStart: r.autoStart },
+    routing: config.routing,
+    intervalMs: config.analysis.intervalMs,
+  }
+}

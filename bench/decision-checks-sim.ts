@@ -23,7 +23,9 @@ import type { Decision, Finding } from '../src/analysis/finding.js'
 import { ladderFor, LatencyTallyRing, robustQuantileUs, type LatencySample } from '../src/analysis/latency-ladder.js'
 import { NO_PROBES } from '../src/analysis/probe.js'
 import type { AnalysisConfig } from '../src/config/schema.js'
-import { evaluateGate, type CanaryFigures, type StableFigures } from '../src/rollout/gate.js'
+import { builtinChecks } from '../src/analysis/builtin-checks.js'
+import type { BaselineFigures, Check } from '../src/analysis/check.js'
+import { decide } from '../src/analysis/gate.js'
 import { DURATION_BUCKETS_SECONDS } from '../src/stats/side-stats.js'
 import { SlidingWindow } from '../src/stats/window.js'
 import { checkFails, type FlaggerChecks } from './decision-flagger.js'
@@ -345,11 +347,13 @@ class TodayJudge implements Judge {
   readonly #settings: AnalysisConfig
   readonly #stable: SlidingWindow
   readonly #canary: SlidingWindow
-  #baseline: StableFigures | null = null
+  readonly #checks: readonly Check[]
+  #baseline: BaselineFigures | null = null
   #now: number
 
   constructor(analysis: SimAnalysis, start: number) {
     this.#settings = analysis
+    this.#checks = builtinChecks(analysis)
     this.#now = start
     this.#stable = new SlidingWindow(analysis.windowMs, start)
     this.#canary = new SlidingWindow(analysis.windowMs, start)
@@ -370,17 +374,22 @@ class TodayJudge implements Judge {
 
   decide(now: number, weight: number): Decision {
     this.#now = now
-    const window = this.#canary
-    const c = window.read(now)
-    const p99 = (h: { totalCount: number; getValueAtPercentile(p: number): number }): number | null => (h.totalCount === 0 ? null : h.getValueAtPercentile(99))
-    const canary: CanaryFigures = { requests: c.requests, errors: c.errors, p99Us: p99(c.latency), latency: c.latency, slowestSlot: (us) => window.slowestSlot(us), slotMs: window.slotMs }
-    const s = this.#stable.read(now)
-    let stable: StableFigures | null = this.#baseline
-    if (weight < 100 && s.requests >= this.#settings.minRequests) {
-      stable = { requests: s.requests, errors: s.errors, p99Us: p99(s.latency), baseline: false }
-      this.#baseline = { ...stable, baseline: true }
+    const c = this.#canary.view(now)
+    const s = this.#stable.view(now)
+    if (weight < 100 && s.requests >= this.#settings.minRequests) this.#baseline = { requests: s.requests, errors: s.errors, p99Us: s.quantileUs(0.99) }
+    const input: GateInput = {
+      now,
+      phase: weight >= 100 ? 'baking' : 'progressing',
+      weight,
+      canary: { window: c, step: { requests: c.requests, errors: c.errors } },
+      stable: weight >= 100 ? null : { window: s, step: { requests: s.requests, errors: s.errors } },
+      stableBaseline: this.#baseline,
+      probes: NO_PROBES,
     }
-    return evaluateGate(canary, stable, this.#settings, now)
+    const a = this.#settings
+    // Today's gate gave no verdict at all, fail included, below minRequests (issue 9).
+    if (c.requests < a.minRequests) return { at: now, verdict: 'insufficient', reason: `${c.requests} of ${a.minRequests} canary requests`, findings: [] }
+    return decide(this.#checks, input, { minRequests: a.minRequests, compares: a.maxErrorRateIncrease !== null || a.maxP99Ratio !== null })
   }
 
   /** The real windows hold WebAssembly memory. */

@@ -1,6 +1,4 @@
 /** Decision-speed benchmark: how fast and with how much blast radius a breach is rolled back, beside a Flagger-style policy. */
-import { configFromObject } from '../src/config/load.js'
-import type { Config } from '../src/config/schema.js'
 import { replayFailure, replayHealthy, secondsOf, type FlaggerChecks, type FlaggerPolicy, type Second } from './decision-flagger.js'
 import { seededRng } from './lib/random.js'
 import { runChecksBench } from './decision-checks.js'

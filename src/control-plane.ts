@@ -6,8 +6,7 @@
  */
 import type { Logger } from 'pino'
 import { statusView } from './admin/status-view.js'
-import { Analysis } from './analysis/analysis.js'
-import { builtinChecks } from './analysis/builtin-checks.js'
+import { Analysis, defaultChecks } from './analysis/analysis.js'
 import type { ProbeRollout } from './analysis/probe.js'
 import type { StatusView } from './api/wire.js'
 import type { Config } from './config/schema.js'
@@ -70,7 +69,7 @@ export async function buildControlPlane(deps: ControlPlaneDeps): Promise<Control
     return { external, runner, detach: () => off.forEach((f) => f()) }
   }
   let probes = build(config)
-  const analysis = new Analysis(config.analysis, clock.now(), { checks: [...builtinChecks(config.analysis), ...probes.external.checks], probes: probes.runner })
+  const analysis = new Analysis(config.analysis, clock.now(), { checks: [...defaultChecks(config.analysis, config.rollout), ...probes.external.checks], probes: probes.runner })
   try {
     controller = await RolloutController.create({ clock, store: deps.store, analysis, link: new LocalLink(backends), events, log }, rolloutConfig(config))
   } catch (error) {
@@ -105,7 +104,7 @@ export async function buildControlPlane(deps: ControlPlaneDeps): Promise<Control
       await old.runner.stop()
       await old.external.close(2_000)
       probes = build(next)
-      analysis.configure(next.analysis, clock.now(), [...builtinChecks(next.analysis), ...probes.external.checks])
+      analysis.configure(next.analysis, clock.now(), [...defaultChecks(next.analysis, next.rollout), ...probes.external.checks])
       analysis.setProbes(probes.runner)
       if (started) probes.runner.start()
     },
@@ -127,7 +126,15 @@ export async function buildControlPlane(deps: ControlPlaneDeps): Promise<Control
 export function rolloutConfig(config: Config): RolloutConfig {
   const r = config.rollout
   return {
-    settings: { steps: r.steps, stepDurationMs: r.stepDurationMs, bakeMs: r.bakeMs },
+    settings: {
+      steps: r.steps,
+      stepDurationMs: r.stepDurationMs,
+      bakeMs: r.bakeMs,
+      stepDurationsMs: r.stepDurationsMs,
+      pauseSteps: r.pauseSteps,
+      progressDeadlineMs: r.progressDeadlineMs,
+      onDeadline: r.onDeadline,
+    },
     upstreams: { stable: config.upstreams.stable, canary: config.upstreams.canary, autoStart: r.autoStart },
     routing: config.routing,
     intervalMs: config.analysis.intervalMs,

@@ -17,6 +17,24 @@ import { ConfigSchema, GATE_WEBHOOK_TYPES, type Config, type ExternalChecksConfi
 /** analysis.falseRollbackRate when neither it nor its deprecated alias analysis.confidence is set. */
 export const DEFAULT_FALSE_ROLLBACK_RATE = 0.001
 
+/** The keys a step object takes. */
+const STEP_KEYS = ['weight', 'duration', 'pause']
+
+/** A step's weight, or null (with the problem recorded) when it is not one: 0 < weight <= 100, at most two decimals. */
+function stepWeight(weight: unknown, path: string, issues: ConfigIssue[]): number | null {
+  if (typeof weight !== 'number' || !Number.isFinite(weight)) {
+    issues.push({ path, message: `must be a number, 0 < weight <= 100 (got ${JSON.stringify(weight)})` })
+    return null
+  }
+  // The words of the schema's own range errors, as the SPEC quotes them (`rollout.steps[1]: must be <= 100`).
+  const problem = weight > 100 ? `must be <= 100 (got ${weight})` : weight <= 0 ? `must be > 0 (got ${weight})` : hasAtMostTwoDecimals(weight) ? null : weightProblem(weight, { positive: true })
+  if (problem !== null) {
+    issues.push({ path, message: problem })
+    return null
+  }
+  return weight
+}
+
 export type ConfigResult = Result<Config, readonly ConfigIssue[]>
 type Env = Readonly<Record<string, string | undefined>>
 
@@ -127,12 +145,40 @@ function semanticIssues(data: Record<string, unknown>): ConfigIssue[] {
 
   const steps = section('rollout').steps
   if (Array.isArray(steps)) {
-    steps.forEach((step: unknown, i) => {
-      if (typeof step !== 'number') return
-      if (!hasAtMostTwoDecimals(step)) issues.push({ path: `rollout.steps[${i}]`, message: weightProblem(step, { positive: true }) ?? '' })
-      const before: unknown = steps[i - 1]
+    const weights = steps.map((step: unknown, i): number | null => {
+      const path = `rollout.steps[${i}]`
+      let weight: unknown = step
+      if (typeof step === 'object' && step !== null && !Array.isArray(step)) {
+        const fields = step as Record<string, unknown>
+        for (const key of Object.keys(fields)) {
+          if (!STEP_KEYS.includes(key)) issues.push({ path: `${path}.${key}`, message: `unknown key; expected one of: ${STEP_KEYS.join(', ')}` })
+        }
+        weight = fields.weight
+        if (weight === undefined) {
+          issues.push({ path: `${path}.weight`, message: 'is required (the canary weight of this step, 0 < weight <= 100)' })
+          return null
+        }
+        const duration = fields.duration
+        if (duration !== undefined && (typeof duration !== 'string' || parseDuration(duration) === null)) {
+          issues.push({ path: `${path}.duration`, message: `must be a duration such as 250ms, 30s or 2m (got ${JSON.stringify(duration)})` })
+        } else if (duration !== undefined && parseDuration(duration) === 0) {
+          issues.push({ path: `${path}.duration`, message: 'must be greater than 0' })
+        }
+        if (fields.pause !== undefined && typeof fields.pause !== 'boolean') issues.push({ path: `${path}.pause`, message: `must be true or false (got ${JSON.stringify(fields.pause)})` })
+        return stepWeight(weight, `${path}.weight`, issues)
+      }
+      if (typeof step !== 'number') {
+        issues.push({ path, message: `must be a weight (a number, 0 < weight <= 100) or a step object {weight, duration?, pause?} (got ${JSON.stringify(step)})` })
+        return null
+      }
+      return stepWeight(weight, path, issues)
+    })
+    weights.forEach((weight, i) => {
+      const before = weights[i - 1]
       // An out-of-range step is reported once, not again as out of order.
-      if (typeof before === 'number' && before > 0 && before <= 100 && step > 0 && step <= 100 && step <= before) issues.push({ path: `rollout.steps[${i}]`, message: `must be greater than the step before it (${before}); steps go up in order` })
+      if (weight !== null && before !== null && before !== undefined && weight <= before) {
+        issues.push({ path: `rollout.steps[${i}]`, message: `must be greater than the step before it (${before}); steps go up in order` })
+      }
     })
   }
 
@@ -344,7 +390,11 @@ function resolve(raw: RawConfig): Config {
       trustForwarded: raw.routing.trustForwarded,
     },
     rollout: {
-      steps: raw.rollout.steps,
+      steps: raw.rollout.steps.map((step) => (typeof step === 'number' ? step : step.weight)),
+      stepDurationsMs: raw.rollout.steps.map((step) => (typeof step === 'object' && step.duration !== undefined ? ms(step.duration) : ms(raw.rollout.stepDuration))),
+      pauseSteps: raw.rollout.steps.map((step) => typeof step === 'object' && step.pause === true),
+      progressDeadlineMs: ms(raw.rollout.progressDeadline),
+      onDeadline: raw.rollout.onDeadline,
       stepDurationMs: ms(raw.rollout.stepDuration),
       bakeMs: ms(raw.rollout.bake),
       bakeStableShare: raw.rollout.bakeStableShare,

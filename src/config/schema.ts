@@ -150,7 +150,8 @@ export const ConfigSchema = Type.Object(
       trustForwarded: Type.Boolean({ default: false }),
     }),
     rollout: section({
-      steps: Type.Array(Type.Number({ exclusiveMinimum: 0, maximum: 100 }), { minItems: 1, default: [5, 25, 50, 100] }),
+      /** Weights, or objects {weight, duration?, pause?} (checked in load.ts semanticIssues, which names every bad field). */
+      steps: Type.Array(Type.Unsafe<StepInput>({}), { minItems: 1, default: [5, 25, 50, 100] }),
       stepDuration: duration('30s'),
       bake: duration('60s'),
       /**
@@ -162,6 +163,9 @@ export const ConfigSchema = Type.Object(
        * canary takes 100% when the bake has passed.
        */
       bakeStableShare: Type.Number({ minimum: 0, maximum: 50, default: 0 }),
+      /** A step (or the bake) that has not finished this long after it began pauses, or rolls back with onDeadline: rollback. */
+      progressDeadline: duration('10m'),
+      onDeadline: Type.Union([Type.Literal('pause'), Type.Literal('rollback')], { default: 'pause' }),
       autoStart: Type.Boolean({ default: true }),
     }),
     analysis: section({
@@ -223,6 +227,9 @@ export type RawConfig = Static<typeof ConfigSchema>
 
 export type LogLevel = (typeof LOG_LEVELS)[number]
 
+/** One entry of rollout.steps as written: a weight, or a step object. */
+export type StepInput = number | { readonly weight: number; readonly duration?: string; readonly pause?: boolean }
+
 /** The config every other module reads: durations in ms, absent options as null. */
 export interface Config {
   readonly listen: {
@@ -256,7 +263,14 @@ export interface Config {
     readonly trustForwarded: boolean
   }
   readonly rollout: {
+    /** The steps' weights, in order. */
     readonly steps: readonly number[]
+    /** Each step's observation period: its own duration, else stepDuration. */
+    readonly stepDurationsMs: readonly number[]
+    /** Steps that wait for `resume` once reached. */
+    readonly pauseSteps: readonly boolean[]
+    readonly progressDeadlineMs: number
+    readonly onDeadline: 'pause' | 'rollback'
     readonly stepDurationMs: number
     readonly bakeMs: number
     /** Percent kept on stable in the bake (0 by default: the bake is at 100%). */

@@ -163,17 +163,48 @@ function judge(state: RolloutState, verdict: Decision, now: number, settings: Ro
   // says since when it holds, and the status does not churn on every tick.
   const same = state.lastDecision !== null && state.lastDecision.verdict === verdict.verdict && state.lastDecision.reason === verdict.reason
   const noted: RolloutState = same ? state : { ...state, lastDecision: verdict }
-  if (verdict.verdict !== 'pass') return { ok: true, state: noted, effects: [] }
-  if (state.phase === 'progressing' && now - state.stepStartedAt >= settings.stepDurationMs) {
-    const next = advance(state, base, now, settings)
-    const held = formatDuration(now - state.stepStartedAt)
-    return moved(state, next, 'auto', 'advance', `${state.weight}% held ${held} and passed (${verdict.reason}); now ${next.weight}%`, [{ type: 'publish' }], observed)
+  if (verdict.verdict === 'pass') {
+    if (state.phase === 'progressing' && now - state.stepStartedAt >= stepDuration(state.stepIndex, settings)) {
+      const next = advance(state, base, now, settings)
+      const held = formatDuration(now - state.stepStartedAt)
+      const waits = next.phase === 'paused' ? `; step ${(next.stepIndex ?? 0) + 1} is a pause step: waiting for resume` : ''
+      return moved(state, next, 'auto', 'advance', `${state.weight}% held ${held} and passed (${verdict.reason}); now ${next.weight}%${waits}`, [{ type: 'publish' }], observed)
+    }
+    if (state.phase === 'baking' && now - state.bakeStartedAt >= settings.bakeMs) {
+      const next = ended(base, 'succeeded', `bake of ${formatDuration(settings.bakeMs)} at 100% passed (${verdict.reason}); ${state.canaryUrl ?? ''} is the new stable`, state.canaryUrl)
+      return moved(state, next, 'auto', 'succeed', next.reason, [{ type: 'promoted' }, { type: 'publish' }], observed)
+    }
   }
-  if (state.phase === 'baking' && now - state.bakeStartedAt >= settings.bakeMs) {
-    const next = ended(base, 'succeeded', `bake of ${formatDuration(settings.bakeMs)} at 100% passed (${verdict.reason}); ${state.canaryUrl ?? ''} is the new stable`, state.canaryUrl)
-    return moved(state, next, 'auto', 'succeed', next.reason, [{ type: 'promoted' }, { type: 'publish' }], observed)
+  return pastDeadline(state, noted, verdict, now, settings, observed) ?? { ok: true, state: noted, effects: [] }
+}
+
+/**
+ * rollout.progressDeadline: a step (or the bake) that has not finished this
+ * long after it began (too little traffic for a pass, a breach not yet proven,
+ * a gate webhook that never answers 2xx) is ended by onDeadline: paused where
+ * it is (an operator decides), or rolled back. A paused rollout waits for a
+ * person and has no deadline.
+ */
+function pastDeadline(state: RolloutState, noted: RolloutState, verdict: Decision, now: number, settings: RolloutSettings, observed: BaselineFigures | null): TransitionResult | null {
+  const deadline = settings.progressDeadlineMs
+  if (deadline === undefined || deadline === null || deadline <= 0) return null
+  const began = state.phase === 'progressing' ? state.stepStartedAt : state.phase === 'baking' ? state.bakeStartedAt : null
+  if (began === null || now - began < deadline) return null
+  const where = state.phase === 'baking' ? 'the bake at 100%' : `step ${(state.phase === 'progressing' ? state.stepIndex : 0) + 1} (${state.weight}%)`
+  const why = `progress deadline: ${where} did not finish within ${formatDuration(deadline)} (last verdict ${verdict.verdict}: ${verdict.reason})`
+  const base = { ...commonOf(noted), updatedAt: now }
+  if (settings.onDeadline === 'rollback') {
+    const next = ended(base, 'rolled_back', `${why}; rolled back`)
+    return moved(state, next, 'auto', 'rollback', next.reason, [{ type: 'rolledBack' }, { type: 'publish' }], observed)
   }
-  return { ok: true, state: noted, effects: [] }
+  const stepIndex = state.phase === 'progressing' ? (state.stepIndex >= 0 ? state.stepIndex : null) : state.phase === 'baking' ? state.stepIndex : null
+  const next: PausedState = { ...base, phase: 'paused', weight: state.weight, stepIndex }
+  return moved(state, next, 'auto', 'pause', `${why}; paused at ${state.weight}%, resume or abort`, [], observed)
+}
+
+/** The observation period of step `index` (its own duration, else rollout.stepDuration). */
+function stepDuration(index: number, settings: RolloutSettings): number {
+  return (index >= 0 ? settings.stepDurationsMs?.[index] : undefined) ?? settings.stepDurationMs
 }
 
 type Base = Omit<IdleState, 'phase' | 'weight'>
@@ -191,9 +222,10 @@ function commonOf(state: RolloutState): Base {
   }
 }
 
-/** Enters step `index`: 100% (or beyond the last step) is the bake. */
-function enterStep(base: Base, index: number, now: number, settings: RolloutSettings): ProgressingState | BakingState {
+/** Enters step `index`: 100% (or beyond the last step) is the bake; a pause step waits there for `resume`, checks still running. */
+function enterStep(base: Base, index: number, now: number, settings: RolloutSettings): ProgressingState | BakingState | PausedState {
   const weight = settings.steps[index]
+  if (weight !== undefined && settings.pauseSteps?.[index] === true) return { ...base, phase: 'paused', weight, stepIndex: index }
   if (weight === undefined || weight >= 100) {
     return { ...base, phase: 'baking', weight: 100, stepIndex: weight === undefined ? null : index, bakeStartedAt: now }
   }
@@ -201,7 +233,7 @@ function enterStep(base: Base, index: number, now: number, settings: RolloutSett
 }
 
 /** The next step above the current weight (which a manual set-weight may have put between steps). */
-function advance(state: ProgressingState, base: Base, now: number, settings: RolloutSettings): ProgressingState | BakingState {
+function advance(state: ProgressingState, base: Base, now: number, settings: RolloutSettings): ProgressingState | BakingState | PausedState {
   let next = state.stepIndex + 1
   while (next < settings.steps.length && (settings.steps[next] ?? 0) <= state.weight) next++
   return enterStep(base, next, now, settings)

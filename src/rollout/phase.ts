@@ -105,6 +105,13 @@ export interface RolloutSettings {
   readonly steps: readonly number[]
   readonly stepDurationMs: number
   readonly bakeMs: number
+  /** Each step's own observation period (rollout.steps[i].duration); stepDurationMs where absent. */
+  readonly stepDurationsMs?: readonly (number | undefined)[]
+  /** Steps that wait for `resume` once reached (rollout.steps[i].pause). */
+  readonly pauseSteps?: readonly boolean[]
+  /** A step (or the bake) not finished this long after it began: onDeadline. Absent: no deadline. */
+  readonly progressDeadlineMs?: number | null
+  readonly onDeadline?: 'pause' | 'rollback'
 }
 
 /** What the rollout was restored from (a StateStore's LoadResult has this shape). */

@@ -10,6 +10,7 @@ import { parseExposition, select, value, type Exposition } from '../helpers/prom
 import { promtool } from '../helpers/prometheus.js'
 import { until } from '../helpers/cli.js'
 import { startRawServer, startUpstream } from '../helpers/upstreams.js'
+import { stickyKey } from '../helpers/sticky-keys.js'
 
 async function scrapeText(adminUrl: string): Promise<string> {
   const res = await request(`${adminUrl}/metrics`)
@@ -20,9 +21,16 @@ async function scrapeText(adminUrl: string): Promise<string> {
 
 const scrape = async (adminUrl: string): Promise<Exposition> => parseExposition(await scrapeText(adminUrl))
 
+/**
+ * Sticky keys that land on each side at every weight these tests use (canary
+ * from 10%, stable up to 50%): the override header would route as surely, but
+ * its requests never reach the gate or the side's metrics (issue 7, defect 2).
+ */
+const KEYS = { always: stickyKey('canary', 10), never: stickyKey('stable', 50) }
+
 async function send(proxyUrl: string, side: 'always' | 'never', n: number): Promise<void> {
   for (let i = 0; i < n; i++) {
-    const res = await request(`${proxyUrl}/`, { headers: { 'x-canary': side } })
+    const res = await request(`${proxyUrl}/`, { headers: { 'x-user-id': KEYS[side] } })
     await res.body.dump()
   }
 }
@@ -37,7 +45,7 @@ t.test('promtool check metrics passes on a real scrape, with every kind of serie
   const clock = new FakeClock()
   const { adminUrl, proxyUrl } = await startApp(
     t,
-    { upstreams: { stable: stable.url, canary: canary.url }, rollout: { steps: [10, 100], stepDuration: '1m' }, analysis: { minRequests: 5, maxErrorRate: 0.5, maxErrorRateIncrease: 0.5, maxP99: '1s', maxP99Ratio: 10 } },
+    { upstreams: { stable: stable.url, canary: canary.url }, routing: { stickyHeader: 'x-user-id' }, rollout: { steps: [10, 100], stepDuration: '1m' }, analysis: { minRequests: 5, maxErrorRate: 0.5, maxErrorRateIncrease: 0.5, maxP99: '1s', maxP99Ratio: 10 } },
     { clock },
   )
   await send(proxyUrl, 'never', 10)
@@ -68,7 +76,7 @@ t.test('info, step, transition time and the last decision\'s check gauges follow
   const clock = new FakeClock()
   const { adminUrl, proxyUrl } = await startApp(
     t,
-    { upstreams: { stable: stable.url, canary: canary.url }, rollout: { steps: [10, 50, 100], stepDuration: '1m', autoStart: true }, analysis: { interval: '1s', minRequests: 5, maxErrorRate: 0.2, maxP99: '30s' } },
+    { upstreams: { stable: stable.url, canary: canary.url }, routing: { stickyHeader: 'x-user-id' }, rollout: { steps: [10, 50, 100], stepDuration: '1m', autoStart: true }, analysis: { interval: '1s', minRequests: 5, maxErrorRate: 0.2, maxP99: '30s' } },
     { clock },
   )
   let e = await scrape(adminUrl)
@@ -150,7 +158,8 @@ t.test('metrics.buckets sets the histogram bounds', async (t) => {
   const stable = await startUpstream(t, 'stable')
   const canary = await startUpstream(t, 'canary', { delayMs: 30 })
   // Bounds the 30ms delay decides whatever the machine's load: only a lower bound of a latency is certain.
-  const { adminUrl, proxyUrl } = await startApp(t, { upstreams: { stable: stable.url, canary: canary.url }, rollout: { autoStart: false }, metrics: { buckets: [0.005, 0.025, 60] } })
+  const { adminUrl, proxyUrl } = await startApp(t, { upstreams: { stable: stable.url, canary: canary.url }, routing: { stickyHeader: 'x-user-id' }, rollout: { autoStart: false }, metrics: { buckets: [0.005, 0.025, 60] } })
+  t.equal((await admin(adminUrl, 'PUT', '/api/v1/weight', { weight: 50 })).status, 200)
   await send(proxyUrl, 'always', 3)
   const e = await scrape(adminUrl)
   for (const side of ['stable', 'canary']) {

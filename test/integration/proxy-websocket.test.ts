@@ -130,8 +130,8 @@ t.test('WebSocket echo through the proxy lands on the side chosen', async (t) =>
   )
   t.equal(stable.handshakes[0]?.forwardedFor, '127.0.0.1', 'X-Forwarded-For is set on the handshake')
   const metrics = await scrape(adminUrl)
-  t.equal(sample(metrics, 'canary_proxy_requests_total', { upstream: 'stable' }), 1, 'each handshake counted once as 1xx')
-  t.equal(sample(metrics, 'canary_proxy_requests_total', { upstream: 'canary' }), 1)
+  t.equal(sample(metrics, 'canary_proxy_requests_total', { upstream: 'stable', status_class: '1xx' }), 1, 'each handshake counted once as 1xx')
+  t.equal(sample(metrics, 'canary_proxy_requests_total', { upstream: 'canary', status_class: '1xx' }), 1)
   t.equal(sample(metrics, 'canary_proxy_override_requests_total', { upstream: 'stable' }), 1, 'the x-canary: never handshake, counted apart')
   t.equal(sample(metrics, 'canary_proxy_internal_errors_total'), 0)
 })
@@ -148,7 +148,7 @@ t.test('a refused handshake passes the upstream answer through', async (t) => {
   res.resume()
   ws.terminate()
   const metrics = await scrape(adminUrl)
-  t.equal(sample(metrics, 'canary_proxy_requests_total', { upstream: 'stable' }), 1)
+  t.equal(sample(metrics, 'canary_proxy_requests_total', { upstream: 'stable', status_class: '4xx' }), 1)
 })
 
 t.test('a handshake to an upstream that is down gets a 502 from the proxy', async (t) => {
@@ -162,7 +162,7 @@ t.test('a handshake to an upstream that is down gets a 502 from the proxy', asyn
   res.resume()
   ws.terminate()
   const metrics = await scrape(adminUrl)
-  t.equal(sample(metrics, 'canary_proxy_requests_total', { upstream: 'stable' }), 1)
+  t.equal(sample(metrics, 'canary_proxy_requests_total', { upstream: 'stable', status_class: 'error' }), 1)
 })
 
 t.test('an upgrade request with a garbage target is refused, not sent to /', async (t) => {

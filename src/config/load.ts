@@ -27,7 +27,7 @@ function stepWeight(weight: unknown, path: string, issues: ConfigIssue[]): numbe
     return null
   }
   // The words of the schema's own range errors, as the SPEC quotes them (`rollout.steps[1]: must be <= 100`).
-  const problem = weight > 100 ? `must be <= 100 (got ${weight})` : weight <= 0 ? `must be > 0 (got ${weight})` : hasAtMostTwoDecimals(weight) ? null : weightProblem(weight, { positive: true })
+  const problem = weight > 100 ? "must be <= 100" : weight <= 0 ? "must be > 0" : hasAtMostTwoDecimals(weight) ? null : weightProblem(weight, { positive: true })
   if (problem !== null) {
     issues.push({ path, message: problem })
     return null

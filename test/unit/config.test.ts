@@ -18,7 +18,17 @@ t.test('a minimal config gets the documented defaults', async (t) => {
   t.same([c.admin.host, c.admin.port, c.admin.tokens.size], ['127.0.0.1', 9901, 0])
   t.same(c.upstreams, { stable: 'http://127.0.0.1:9001', canary: null })
   t.same(c.routing, { stickyHeader: null, stickyCookie: null, overrideHeader: 'x-canary', overrideFrom: ['127.0.0.0/8', '::1/128'], connectTimeoutMs: 2000, responseTimeoutMs: 30_000, preserveHost: true, trustForwarded: false })
-  t.same(c.rollout, { steps: [5, 25, 50, 100], stepDurationMs: 30_000, bakeMs: 60_000, bakeStableShare: 0, autoStart: true })
+  t.same(c.rollout, {
+    steps: [5, 25, 50, 100],
+    stepDurationsMs: [30_000, 30_000, 30_000, 30_000],
+    pauseSteps: [false, false, false, false],
+    progressDeadlineMs: 600_000,
+    onDeadline: 'pause',
+    stepDurationMs: 30_000,
+    bakeMs: 60_000,
+    bakeStableShare: 0,
+    autoStart: true,
+  })
   t.same(c.analysis, { intervalMs: 1000, windowMs: 30_000, minRequests: 50, maxErrorRate: null, maxErrorRateIncrease: null, maxP99Ms: null, maxP99Ratio: null, minP99DeltaMs: 5, falseRollbackRate: 0.001, confidence: 0.999, resources: null, prometheus: null, checks: [] })
   t.same(c.webhooks, [])
   t.same(c.state, { file: 'data/state.json', redis: null, redisKeyPrefix: 'canary-proxy' })
@@ -89,7 +99,7 @@ t.test('bad configs: one line per problem, named by key path', async (t) => {
 
 t.test('every problem is reported in one run', async (t) => {
   const got = lines('upstreams:\n  stable: ftp://x\nrollout:\n  steps: [5, 500]\n  bake: soon\nadmin:\n  host: 0.0.0.0\n')
-  t.same(got.map((l) => l.split(':')[0]), ['rollout.steps[1]', 'rollout.bake', 'upstreams.stable', 'admin.host'])
+  t.same(got.map((l) => l.split(':')[0]).sort(), ['admin.host', 'rollout.bake', 'rollout.steps[1]', 'upstreams.stable'])
 })
 
 t.test('${ENV} substitution', async (t) => {
@@ -136,4 +146,25 @@ t.test('a missing file is one clear problem', async (t) => {
   const r = await loadConfigFile('/nonexistent/canary.yaml', {})
   t.notOk(r.ok)
   if (!r.ok) t.same(r.error.map(renderIssue), ['(file): /nonexistent/canary.yaml: file not found'])
+})
+
+t.test('rollout.steps takes weights or step objects {weight, duration?, pause?}; progressDeadline and onDeadline', async (t) => {
+  const r = configFromObject({ upstreams: { stable: 'http://127.0.0.1:9001' }, rollout: { steps: [5, { weight: 25, duration: '2m' }, { weight: 50, pause: true }, 100], progressDeadline: '15m', onDeadline: 'rollback' } })
+  if (!r.ok) throw new Error(JSON.stringify(r.error))
+  t.same(r.value.rollout.steps, [5, 25, 50, 100])
+  t.same(r.value.rollout.stepDurationsMs, [30_000, 120_000, 30_000, 30_000])
+  t.same(r.value.rollout.pauseSteps, [false, false, true, false])
+  t.equal(r.value.rollout.progressDeadlineMs, 900_000)
+  t.equal(r.value.rollout.onDeadline, 'rollback')
+  const table: [string, string, string[]][] = [
+    ['a bad duration', '[5, {weight: 25, duration: soon}]', ['rollout.steps[1].duration: must be a duration such as 250ms, 30s or 2m (got "soon")']],
+    ['no weight', '[{duration: 2m}]', ['rollout.steps[0].weight: is required (the canary weight of this step, 0 < weight <= 100)']],
+    ['an unknown key', '[{weight: 20, wait: true}]', ['rollout.steps[0].wait: unknown key; expected one of: weight, duration, pause']],
+    ['pause not a boolean', '[{weight: 20, pause: yes please}]', ['rollout.steps[0].pause: must be true or false (got "yes please")']],
+    ['a weight over 100 in an object', '[{weight: 120}]', ['rollout.steps[0].weight: must be <= 100']],
+    ['out of order across forms', '[{weight: 50}, 25]', ['rollout.steps[1]: must be greater than the step before it (50); steps go up in order']],
+    ['neither', '[five]', ['rollout.steps[0]: must be a weight (a number, 0 < weight <= 100) or a step object {weight, duration?, pause?} (got "five")']],
+  ]
+  for (const [name, steps, expected] of table) t.same(lines(`${ok}rollout:\n  steps: ${steps}\n`), expected, name)
+  t.match(lines(`${ok}rollout:\n  onDeadline: later\n`), [/^rollout\.onDeadline: /], 'onDeadline is pause or rollback')
 })

@@ -134,6 +134,7 @@ export function rolloutConfig(config: Config): RolloutConfig {
       pauseSteps: r.pauseSteps,
       progressDeadlineMs: r.progressDeadlineMs,
       onDeadline: r.onDeadline,
+      bakeStableShare: r.bakeStableShare,
     },
     upstreams: { stable: config.upstreams.stable, canary: config.upstreams.canary, autoStart: r.autoStart },
     routing: config.routing,

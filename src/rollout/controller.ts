@@ -6,7 +6,7 @@
  */
 import type { Timer } from '../core/clock.js'
 import { routingTable, type RoutingTable } from '../routing/table.js'
-import { restore, transition, type TransitionResult } from './machine.js'
+import { restore, servedWeight, transition, type TransitionResult } from './machine.js'
 import { isUnderWay, type Actor, type OperatorEvent, type RolloutEvent, type RolloutSettings, type RolloutState } from './phase.js'
 import { EarlyEvaluation } from './early-evaluation.js'
 import { Persister } from './persister.js'
@@ -32,7 +32,7 @@ export class RolloutController {
     this.#deps = deps
     this.#config = config
     this.#state = state
-    this.#table = routingTable(state, config.routing, 1)
+    this.#table = routingTable({ ...state, weight: servedWeight(state, config.settings) }, config.routing, 1)
     this.persister = new Persister(deps.store, version, deps)
     this.#early = new EarlyEvaluation(deps.clock, MIN_EVALUATION_GAP_MS, () => this.evaluate())
     deps.link.onCanaryError(() => {
@@ -88,7 +88,7 @@ export class RolloutController {
     this.#collect()
     const s = this.#state
     if (!isUnderWay(s.phase)) return
-    const judged = analysis.evaluate({ now, phase: s.phase, weight: s.weight, baseline: s.baseline ?? null })
+    const judged = analysis.evaluate({ now, phase: s.phase, weight: servedWeight(s, this.#config.settings), baseline: s.baseline ?? null })
     events.emit({ type: 'decision', decision: judged.decision, phase: s.phase, weight: s.weight })
     this.#feed({ type: 'analysis', verdict: judged.decision }, 'auto')
   }
@@ -147,7 +147,7 @@ export class RolloutController {
           this.rollbacks++
           break
         case 'publish':
-          this.#table = routingTable(this.#state, this.#config.routing, this.#table.version + 1)
+          this.#table = routingTable({ ...this.#state, weight: servedWeight(this.#state, this.#config.settings) }, this.#config.routing, this.#table.version + 1)
           link.publish(this.#table)
           break
         case 'persist':

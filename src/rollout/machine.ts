@@ -239,6 +239,17 @@ function advance(state: ProgressingState, base: Base, now: number, settings: Rol
   return enterStep(base, next, now, settings)
 }
 
+/**
+ * The canary share the data plane serves in this state: the state's weight,
+ * except in the bake with rollout.bakeStableShare, where that share of the
+ * traffic stays on stable for the comparisons (the bake is still the bake at
+ * "100%": the canary takes all of it once the bake has passed).
+ */
+export function servedWeight(state: RolloutState, settings: RolloutSettings): number {
+  const share = settings.bakeStableShare ?? 0
+  return state.phase === 'baking' && share > 0 ? 100 - share : state.weight
+}
+
 export function stepIndexAtOrBelow(weight: number, steps: readonly number[]): number | null {
   let found: number | null = null
   steps.forEach((step, i) => {

@@ -112,6 +112,8 @@ export interface RolloutSettings {
   /** A step (or the bake) not finished this long after it began: onDeadline. Absent: no deadline. */
   readonly progressDeadlineMs?: number | null
   readonly onDeadline?: 'pause' | 'rollback'
+  /** rollout.bakeStableShare: percent still sent to stable during the bake, so the comparisons with stable stay live (0: the bake is at 100%). */
+  readonly bakeStableShare?: number
 }
 
 /** What the rollout was restored from (a StateStore's LoadResult has this shape). */

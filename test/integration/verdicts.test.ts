@@ -102,3 +102,30 @@ t.test('a pause step waits for resume; a step that cannot finish meets progressD
   const list = Array.isArray(events) ? events : events.events
   t.ok(list.some((e) => /progress deadline: step 1 \(10%\) did not finish within 4s/.test(e.reason)), 'the event says why')
 })
+
+t.test('rollout.bakeStableShare keeps that share on stable during the bake, and the canary takes all of it after', async (t) => {
+  const stable = await startUpstream(t, 'stable')
+  const canary = await startUpstream(t, 'canary')
+  const clock = new FakeClock()
+  const { proxyUrl, adminUrl } = await startApp(
+    t,
+    { upstreams: { stable: stable.url, canary: canary.url }, routing: { stickyHeader: 'x-user-id' }, rollout: { steps: [100], bake: '3s', bakeStableShare: 10 }, analysis: { interval: '1s', minRequests: 5, maxErrorRate: 0.05 } },
+    { clock },
+  )
+  const upstreamOf = async (key: string): Promise<string> => {
+    const res = await request(`${proxyUrl}/`, { headers: { 'x-user-id': key } })
+    await res.body.dump()
+    return String(res.headers['x-upstream'])
+  }
+  t.match(await status(adminUrl), { phase: 'baking', weight: 100 })
+  const kept = stickyKey('stable', 90)
+  t.equal(await upstreamOf(kept), 'stable', 'a user in the top 10% of buckets stays on stable in the bake')
+  t.equal(await upstreamOf(stickyKey('canary', 90)), 'canary')
+  for (let i = 0; i < 4; i++) {
+    await send(proxyUrl, stickyKey('canary', 90, `c${i}`), 5)
+    await send(proxyUrl, kept, 2)
+    clock.advance(1000)
+  }
+  t.equal((await status(adminUrl)).phase, 'succeeded')
+  t.equal(await upstreamOf(kept), 'canary', 'the promoted canary is the stable now: everyone reaches it')
+})

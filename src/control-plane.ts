@@ -135,6 +135,7 @@ export function rolloutConfig(config: Config): RolloutConfig {
       progressDeadlineMs: r.progressDeadlineMs,
       onDeadline: r.onDeadline,
       bakeStableShare: r.bakeStableShare,
+      preRolloutChecks: config.webhooks.filter((w) => w.type === 'pre-rollout').map((w) => `webhook.${w.name}`),
     },
     upstreams: { stable: config.upstreams.stable, canary: config.upstreams.canary, autoStart: r.autoStart },
     routing: config.routing,

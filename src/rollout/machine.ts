@@ -50,7 +50,14 @@ export function transition(state: RolloutState, event: RolloutEvent, now: number
       if (isUnderWay(state.phase) && state.canaryUrl !== null) return refuse(`a rollout is already under way (phase ${state.phase}); abort it or wait for it to end`)
       const canaryUrl = event.canary ?? state.canaryUrl
       if (canaryUrl === null) return refuse('no canary upstream is known: give its URL (canary-proxy start --canary URL)')
-      const next = enterStep({ ...base, canaryUrl, generation: state.generation + 1, lastDecision: null }, 0, now, settings)
+      const fresh = { ...base, canaryUrl, generation: state.generation + 1, lastDecision: null }
+      const gates = settings.preRolloutChecks ?? []
+      if (gates.length > 0) {
+        // Pre-rollout gates are asked at weight 0: no user reaches the canary before they pass.
+        const next: ProgressingState = { ...fresh, phase: 'progressing', weight: 0, stepIndex: -1, stepStartedAt: now }
+        return moved(state, next, actor, 'start', `rollout of canary ${canaryUrl} started at 0%: waiting for the pre-rollout gate${gates.length === 1 ? '' : 's'} (${gates.join(', ')})`, [{ type: 'publish' }], observed)
+      }
+      const next = enterStep(fresh, 0, now, settings)
       return moved(state, next, actor, 'start', `rollout of canary ${canaryUrl} started at ${next.weight}%`, [{ type: 'publish' }], observed)
     }
     case 'pause': {
@@ -163,6 +170,16 @@ function judge(state: RolloutState, verdict: Decision, now: number, settings: Ro
   // says since when it holds, and the status does not churn on every tick.
   const same = state.lastDecision !== null && state.lastDecision.verdict === verdict.verdict && state.lastDecision.reason === verdict.reason
   const noted: RolloutState = same ? state : { ...state, lastDecision: verdict }
+  const gates = settings.preRolloutChecks ?? []
+  if (state.phase === 'progressing' && state.weight === 0 && state.stepIndex < 0 && gates.length > 0) {
+    // The pre-rollout stage: no canary traffic yet, so only its gates can pass it (a proven fail above still rolls back).
+    const open = gates.every((id) => verdict.findings.some((f) => f.check === id && f.verdict === 'pass'))
+    if (open) {
+      const next = enterStep(base, 0, now, settings)
+      return moved(state, next, 'auto', 'advance', `pre-rollout gate${gates.length === 1 ? '' : 's'} passed (${gates.join(', ')}); now ${next.weight}%`, [{ type: 'publish' }], observed)
+    }
+    return pastDeadline(state, noted, verdict, now, settings, observed) ?? { ok: true, state: noted, effects: [] }
+  }
   if (verdict.verdict === 'pass') {
     if (state.phase === 'progressing' && now - state.stepStartedAt >= stepDuration(state.stepIndex, settings)) {
       const next = advance(state, base, now, settings)
@@ -190,7 +207,8 @@ function pastDeadline(state: RolloutState, noted: RolloutState, verdict: Decisio
   if (deadline === undefined || deadline === null || deadline <= 0) return null
   const began = state.phase === 'progressing' ? state.stepStartedAt : state.phase === 'baking' ? state.bakeStartedAt : null
   if (began === null || now - began < deadline) return null
-  const where = state.phase === 'baking' ? 'the bake at 100%' : `step ${(state.phase === 'progressing' ? state.stepIndex : 0) + 1} (${state.weight}%)`
+  const index = state.phase === 'progressing' ? state.stepIndex : 0
+  const where = state.phase === 'baking' ? 'the bake at 100%' : index < 0 && state.weight === 0 ? 'the pre-rollout stage (0%)' : `step ${index + 1} (${state.weight}%)`
   const why = `progress deadline: ${where} did not finish within ${formatDuration(deadline)} (last verdict ${verdict.verdict}: ${verdict.reason})`
   const base = { ...commonOf(noted), updatedAt: now }
   if (settings.onDeadline === 'rollback') {

@@ -114,6 +114,12 @@ export interface RolloutSettings {
   readonly onDeadline?: 'pause' | 'rollback'
   /** rollout.bakeStableShare: percent still sent to stable during the bake, so the comparisons with stable stay live (0: the bake is at 100%). */
   readonly bakeStableShare?: number
+  /**
+   * The check ids of the pre-rollout gates (`webhook.<name>`): with any, a
+   * rollout starts at weight 0 (step index -1) and enters its first step once
+   * every one of them has passed.
+   */
+  readonly preRolloutChecks?: readonly string[]
 }
 
 /** What the rollout was restored from (a StateStore's LoadResult has this shape). */

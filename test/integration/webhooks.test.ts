@@ -78,8 +78,8 @@ function capturedLog(): { lines: string[]; log: ReturnType<typeof createLogger> 
   return { lines, log: createLogger('debug', sink) }
 }
 
-async function until(what: () => boolean, timeoutMs = 10_000): Promise<boolean> {
-  for (let waited = 0; waited < timeoutMs && !what(); waited += 20) await sleep(20)
+async function until(what: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<boolean> {
+  for (let waited = 0; waited < timeoutMs && !(await what()); waited += 20) await sleep(20)
   return what()
 }
 
@@ -347,4 +347,50 @@ t.test('secrets in webhook URLs and headers reach no log line, finding, result, 
   t.ok(lines.length >= 3, 'failures were logged')
   for (const secret of secrets) t.notOk(everything.includes(secret), `${secret} is in none of them`)
   t.match(lines.join('\n'), /webhook chat \(event, http:\/\/127\.0\.0\.1:\d+\/…\) failed/, 'logs name the webhook by its name and host')
+})
+
+interface GateStatus {
+  phase: string
+  weight: number
+  lastDecision: { reason: string; findings: { check: string; verdict: string; reason: string }[] } | null
+}
+const gateStatus = async (adminUrl: string): Promise<GateStatus> => (await admin(adminUrl, 'GET', '/api/v1/status')).json as unknown as GateStatus
+
+t.test('pre-rollout: the rollout waits at 0% until the gate answers 2xx, retried with backoff, then takes its first step', async (t) => {
+  const gate = await receiver(t, (n) => (n < 2 ? { status: 500, body: 'migrations running' } : { status: 204 }))
+  const [stable, canary] = await Promise.all([startUpstream(t, 'stable'), startUpstream(t, 'canary')])
+  const running = await startApp(t, {
+    upstreams: { stable: stable.url },
+    rollout: { steps: [10, 100], stepDuration: '10m' },
+    analysis: { interval: '100ms', minRequests: 5, maxErrorRate: 0.05 },
+    webhooks: [{ name: 'ready', type: 'pre-rollout', url: gate.url, backoff: '50ms', maxBackoff: '100ms' }],
+  })
+  t.equal((await admin(running.adminUrl, 'POST', '/api/v1/rollout/start', { canary: canary.url })).status, 200)
+  const first = await gateStatus(running.adminUrl)
+  t.match(first, { phase: 'progressing', weight: 0 }, 'started at 0%: no user reaches the canary before the gate passes')
+  t.ok(await until(() => gate.calls.length >= 3), 'asked again after each failure')
+  t.ok(await until(async () => (await gateStatus(running.adminUrl)).weight === 10), 'the first step follows the 2xx')
+  t.equal(gate.calls[0]?.body.type, 'pre-rollout')
+})
+
+t.test('a breach during a confirm-promotion wait rolls back (Flagger #1801 is the opposite)', async (t) => {
+  const gate = await receiver(t, () => ({ status: 403, body: 'not approved' }))
+  const [stable, canary] = await Promise.all([startUpstream(t, 'stable'), startUpstream(t, 'canary')])
+  const running = await startApp(t, {
+    upstreams: { stable: stable.url },
+    rollout: { steps: [100], bake: '50ms' },
+    analysis: { interval: '100ms', minRequests: 5, maxErrorRate: 0.05 },
+    webhooks: [{ name: 'approve', type: 'confirm-promotion', url: gate.url, backoff: '50ms', maxBackoff: '100ms' }],
+  })
+  t.equal((await admin(running.adminUrl, 'POST', '/api/v1/rollout/start', { canary: canary.url })).status, 200)
+  const send = async (n: number): Promise<void> => {
+    for (let i = 0; i < n; i++) await (await fetch(`${running.proxyUrl}/`)).arrayBuffer()
+  }
+  await send(10)
+  t.ok(await until(async () => (await gateStatus(running.adminUrl)).lastDecision?.findings.some((f) => f.check === 'webhook.approve' && /holding until it answers 2xx/.test(f.reason)) === true), 'the bake waits on the gate')
+  t.equal((await gateStatus(running.adminUrl)).phase, 'baking', 'past the bake time, it still waits for the approval')
+  canary.behave({ status: 503 })
+  await send(10)
+  t.ok(await until(async () => (await gateStatus(running.adminUrl)).phase === 'rolled_back'), 'the breach rolls back while the gate holds')
+  t.match((await gateStatus(running.adminUrl)).lastDecision?.reason ?? '', /error rate/)
 })

@@ -346,3 +346,22 @@ t.test('progressDeadline: a step that cannot finish pauses (default) or rolls ba
   const none = transition(inPhase('progressing'), { type: 'analysis', verdict: hold(T0 + 1e9) }, T0 + 1e9, settings)
   t.ok(none.ok && none.state.phase === 'progressing', 'no deadline configured: it holds for ever')
 })
+
+t.test('pre-rollout gates: a rollout starts at 0% and enters its first step once every gate passed', async (t) => {
+  const gated: RolloutSettings = { ...settings, preRolloutChecks: ['webhook.a', 'webhook.b'] }
+  const go = (s: RolloutState, e: RolloutEvent, now: number): RolloutState => {
+    const r = transition(s, e, now, gated, 'tester')
+    if (!r.ok) throw new Error(r.conflict)
+    return r.state
+  }
+  const finding = (check: string, verdict: 'pass' | 'insufficient') => ({ check, verdict, observed: null, threshold: null, n: 0, reason: check })
+  const decision = (at: number, a: 'pass' | 'insufficient', b: 'pass' | 'insufficient'): Decision => ({ at, verdict: 'insufficient', reason: 'holding', findings: [finding('webhook.a', a), finding('webhook.b', b)] })
+  let s = go(initialState(STABLE, CANARY, T0), { type: 'start', canary: null }, T0)
+  t.match(s, { phase: 'progressing', weight: 0, stepIndex: -1 })
+  s = go(s, { type: 'analysis', verdict: decision(T0 + 100, 'pass', 'insufficient') }, T0 + 100)
+  t.equal(s.weight, 0, 'one gate of two is not enough')
+  s = go(s, { type: 'analysis', verdict: decision(T0 + 200, 'pass', 'pass') }, T0 + 200)
+  t.match(s, { phase: 'progressing', weight: 5, stepIndex: 0 }, 'both passed: the first step, at once')
+  const r = transition(go(initialState(STABLE, CANARY, T0), { type: 'start', canary: null }, T0), { type: 'analysis', verdict: fail(T0 + 50) }, T0 + 50, gated)
+  t.ok(r.ok && r.state.phase === 'rolled_back', 'a proven fail still rolls back while waiting')
+})

@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 # Build: compile TypeScript with the dev dependencies, then keep only the
-# production ones. Runtime: a current Node.js LTS on Debian slim, non-root,
-# tini as PID 1 so SIGTERM reaches node and triggers the graceful drain.
+# production ones. Runtime: Node.js 24 on Debian slim (of the two maintained
+# LTS lines, 22 and 24, the one supported longest: until April 2028, against
+# April 2027 for 22; the code itself runs on Node >= 20.18), non-root, tini as
+# PID 1 so SIGTERM reaches node and triggers the graceful drain.
 
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
@@ -13,22 +15,38 @@ COPY bench ./bench
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:24-bookworm-slim
-ENV NODE_ENV=production
+# Set by the pipeline (docker build --build-arg, or docker/metadata-action's labels).
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=unknown
+ARG SOURCE=unknown
+LABEL org.opencontainers.image.title="canary-proxy" \
+      org.opencontainers.image.description="A reverse proxy that releases a new version safely: weighted stable/canary split, in-process analysis, automatic progression and rollback." \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.base.name="docker.io/library/node:24-bookworm-slim"
+ENV NODE_ENV=production \
+    CANARY_PROXY_CONFIG=/app/config/container.yaml
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY --from=build --chown=node:node /app/node_modules ./node_modules
-COPY --from=build --chown=node:node /app/dist/src ./dist/src
-COPY --chown=node:node package.json ./
-COPY --chown=node:node config/canary-proxy.yaml ./config/canary-proxy.yaml
+# The code and config belong to root and are read-only for the node user that
+# runs them; the only directory it can write is /app/data (state and audit).
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist/src ./dist/src
+COPY package.json LICENSE README.md ./
+COPY config/canary-proxy.yaml config/container.yaml ./config/
 RUN mkdir -p /app/data && chown node:node /app/data
 USER node
-# data plane, admin plane (the admin API stays on loopback unless configured with a token)
+# data plane, admin plane (0.0.0.0 in config/container.yaml, with the required token)
 EXPOSE 8080 9901
-# state.file and audit.file default to data/: keep them across containers
 VOLUME ["/app/data"]
-HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:9901/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# Probes the admin port of the config `serve` reads (CANARY_PROXY_CONFIG), whatever it is.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["node", "dist/src/healthcheck.js"]
 ENTRYPOINT ["/usr/bin/tini", "--", "node", "dist/src/main.js"]
-CMD ["serve", "--config", "config/canary-proxy.yaml"]
+CMD ["serve"]

@@ -4,6 +4,7 @@
 // proxy, rollout, state and admin code, and the plane boundaries: the data
 // plane imports nothing from the control plane, and core/ imports nothing of ours.
 import js from '@eslint/js'
+import globals from 'globals'
 import tseslint from 'typescript-eslint'
 
 const injected = 'is read through the injected Clock / Random (src/core/clock.ts, src/core/random.ts) so tests stay deterministic'
@@ -30,7 +31,7 @@ export default tseslint.config(
     ...tseslint.configs.disableTypeChecked,
   },
   {
-    files: ['src/{proxy,routing,stats,rollout,state,admin,config}/**/*.ts', 'src/app.ts'],
+    files: ['src/{proxy,routing,stats,rollout,state,admin,config,probes,webhooks}/**/*.ts', 'src/app.ts'],
     rules: {
       'no-restricted-properties': [
         'error',
@@ -67,6 +68,28 @@ export default tseslint.config(
     files: ['src/core/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [{ group: ['../*'], message: 'core/ imports nothing of ours: every other folder may import it' }] }],
+    },
+  },
+  {
+    // The dashboard's script runs in the browser (a module script, inlined
+    // into GET /): browser globals, uPlot (inlined before it) and no Node.
+    // Its types are checked by tsconfig.dashboard.json (`// @ts-check`, JSDoc).
+    files: ['src/admin/dashboard/**/*.js'],
+    languageOptions: {
+      ecmaVersion: 2022,
+      sourceType: 'module',
+      globals: { ...globals.browser, uPlot: 'readonly' },
+    },
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        { selector: "AssignmentExpression[left.property.name='innerHTML']", message: 'API strings go in as text: use textContent or append()' },
+        { selector: "AssignmentExpression[left.property.name='outerHTML']", message: 'API strings go in as text: use textContent or append()' },
+        { selector: "CallExpression[callee.property.name='insertAdjacentHTML']", message: 'API strings go in as text: use textContent or append()' },
+        { selector: "CallExpression[callee.property.name='write'][callee.object.name='document']", message: 'API strings go in as text: use textContent or append()' },
+      ],
+      'no-eval': 'error',
+      'no-implied-eval': 'error',
     },
   },
 )

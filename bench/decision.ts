@@ -1,22 +1,23 @@
 /** Decision-speed benchmark: how fast and with how much blast radius a breach is rolled back, beside a Flagger-style policy. */
-import { configFromObject } from '../src/config/load.js'
-import type { Config } from '../src/config/schema.js'
-import { proportionBounds } from '../src/analysis/confidence.js'
 import { replayFailure, replayHealthy, secondsOf, type FlaggerChecks, type FlaggerPolicy, type Second } from './decision-flagger.js'
 import { seededRng } from './lib/random.js'
-import { runSimulations, type SimBehaviour, type SimCase, type SimOutcome, type SimResult } from './decision-gate-sim.js'
+import { runChecksBench } from './decision-checks.js'
 import { runRollout, startTraffic, stopTraffic, type RunPlan, type RunResult, type Traffic } from './decision-harness.js'
 import type { SideBehaviour, UpstreamPlan } from './decision-traffic.js'
 
 export interface DecisionBenchOptions {
   /** Fewer and shorter runs, for trying the harness out. */
   readonly quick: boolean
+  /** Only the simulations (no real-time runs): minutes less, for working on the checks. */
+  readonly simOnly?: boolean
 }
 
 /**
- * The analysis section under test: issue 3's interval and minRequests, the
- * SPEC example's checks, and confidence at its default (0.999), written out;
- * the simulation also shows 0.99, and 0.5, which compares the thresholds as observed.
+ * The analysis section of the real-time runs (today's gate, in the app):
+ * issue 3's interval and minRequests, the SPEC example's checks, and
+ * confidence at its old default (0.999, the deprecated alias of
+ * falseRollbackRate 0.001), written out. The simulations
+ * (decision-checks.ts) run today's gate and the sequential checks side by side.
  */
 const ANALYSIS = {
   interval: '250ms',
@@ -80,10 +81,6 @@ interface Sizes {
   readonly badAfterMs: number
   readonly recordHealthyMs: number
   readonly recordBadMs: number
-  /** Simulated rollouts per gate-level case. */
-  readonly simHealthy: number
-  readonly simShared: number
-  readonly simFailure: number
 }
 
 const FULL: Sizes = {
@@ -93,9 +90,6 @@ const FULL: Sizes = {
   badAfterMs: 3_000,
   recordHealthyMs: 2_000,
   recordBadMs: 5_000,
-  simHealthy: 1000,
-  simShared: 40,
-  simFailure: 20,
 }
 const QUICK: Sizes = {
   failureRuns: { hard: 1, soft: 1, latency: 1 },
@@ -104,9 +98,6 @@ const QUICK: Sizes = {
   badAfterMs: 2_000,
   recordHealthyMs: 2_000,
   recordBadMs: 3_000,
-  simHealthy: 40,
-  simShared: 20,
-  simFailure: 5,
 }
 
 interface FailureOutcome {
@@ -121,56 +112,58 @@ interface FailureOutcome {
 /** Runs every scenario and returns the markdown section for bench/RESULTS.md. */
 export async function runDecisionBench(options: DecisionBenchOptions): Promise<string> {
   const sizes = options.quick ? QUICK : FULL
-  const startedAt = Date.now()
-  const traffic = await startTraffic()
-  const failures: FailureOutcome[] = []
-  const healthy: (RunResult | Error)[] = []
-  try {
-    // Not reported: warms the JIT (fastify, undici, the stats) in the proxy thread and the workers, so no run pays for it.
-    await attempt('warm-up (not reported)', traffic, healthyPlan({ ...HELD_AT_5 }, 2_000))
-    for (const scenario of FAILURES) {
-      const upstream = plan(scenario.bad)
-      const recording = await attempt(`${scenario.key}: recording for the Flagger-style replay`, traffic, {
-        upstream,
-        rate: RATE,
-        rollout: HELD_AT_5,
-        analysis: NO_CHECKS,
-        leadInMs: LEAD_IN_MS,
-        badAfterMs: sizes.recordHealthyMs,
-        stopAfterBadMs: sizes.recordBadMs,
-        timeoutMs: sizes.recordHealthyMs + sizes.recordBadMs + 10_000,
-        scrapeEveryMs: 1_000,
-      })
-      const runs: (RunResult | Error)[] = []
-      const falseRollbacks: RunResult[] = []
-      const wanted = sizes.failureRuns[scenario.key]
-      while (runs.length < wanted && falseRollbacks.length <= sizes.replacements) {
-        const r = await attempt(`${scenario.key}: run ${runs.length + 1}`, traffic, {
+  const log = (line: string): void => void process.stderr.write(`${line}\n`)
+  let realTime = ''
+  if (options.simOnly !== true) {
+    const startedAt = Date.now()
+    const traffic = await startTraffic()
+    const failures: FailureOutcome[] = []
+    const healthy: (RunResult | Error)[] = []
+    try {
+      // Not reported: warms the JIT (fastify, undici, the stats) in the proxy thread and the workers, so no run pays for it.
+      await attempt('warm-up (not reported)', traffic, healthyPlan({ ...HELD_AT_5 }, 2_000))
+      for (const scenario of FAILURES) {
+        const upstream = plan(scenario.bad)
+        const recording = await attempt(`${scenario.key}: recording for the Flagger-style replay`, traffic, {
           upstream,
           rate: RATE,
           rollout: HELD_AT_5,
-          analysis: ANALYSIS,
+          analysis: NO_CHECKS,
           leadInMs: LEAD_IN_MS,
-          badAfterMs: sizes.badAfterMs,
-          stopAfterBadMs: null,
-          timeoutMs: sizes.badAfterMs + giveUp(scenario, sizes),
-          scrapeEveryMs: null,
+          badAfterMs: sizes.recordHealthyMs,
+          stopAfterBadMs: sizes.recordBadMs,
+          timeoutMs: sizes.recordHealthyMs + sizes.recordBadMs + 10_000,
+          scrapeEveryMs: 1_000,
         })
-        if (ok(r) && r.upstream.switchedAt === null && r.phase === 'rolled_back') falseRollbacks.push(r)
-        else runs.push(r)
+        const runs: (RunResult | Error)[] = []
+        const falseRollbacks: RunResult[] = []
+        const wanted = sizes.failureRuns[scenario.key]
+        while (runs.length < wanted && falseRollbacks.length <= sizes.replacements) {
+          const r = await attempt(`${scenario.key}: run ${runs.length + 1}`, traffic, {
+            upstream,
+            rate: RATE,
+            rollout: HELD_AT_5,
+            analysis: ANALYSIS,
+            leadInMs: LEAD_IN_MS,
+            badAfterMs: sizes.badAfterMs,
+            stopAfterBadMs: null,
+            timeoutMs: sizes.badAfterMs + giveUp(scenario, sizes),
+            scrapeEveryMs: null,
+          })
+          if (ok(r) && r.upstream.switchedAt === null && r.phase === 'rolled_back') falseRollbacks.push(r)
+          else runs.push(r)
+        }
+        failures.push({ scenario, runs, falseRollbacks, recording })
       }
-      failures.push({ scenario, runs, falseRollbacks, recording })
+      for (let i = 0; i < sizes.healthyRuns; i++) healthy.push(await attempt(`healthy: run ${i + 1}`, traffic, healthyPlan(HEALTHY_ROLLOUT, 30_000)))
+    } finally {
+      await stopTraffic(traffic)
     }
-    for (let i = 0; i < sizes.healthyRuns; i++) healthy.push(await attempt(`healthy: run ${i + 1}`, traffic, healthyPlan(HEALTHY_ROLLOUT, 30_000)))
-  } finally {
-    await stopTraffic(traffic)
+    realTime = report({ failures, healthy, sizes, quick: options.quick, realMs: Date.now() - startedAt })
   }
-  const realMs = Date.now() - startedAt
-  const simStarted = Date.now()
-  const simulations = await runSimulations(simCases(sizes))
-  const simMs = Date.now() - simStarted
-  process.stderr.write(`decision bench: gate-level simulations done [${fmtMs(simMs)}]\n`)
-  return report({ failures, healthy, simulations, sizes, quick: options.quick, realMs, simMs })
+  const simulated = runChecksBench({ quick: options.quick, log })
+  const head = options.simOnly === true ? '## Decision speed (issues 3 and 9)\n\nReal-time runs skipped in this run (`--sim-only`).\n\n' : ''
+  return `${head}${realTime}${simulated}`
 }
 
 function giveUp(scenario: FailureScenario, sizes: Sizes): number {
@@ -210,49 +203,6 @@ function achievedRate(r: RunResult): number {
   return (r.load.completed / r.load.durationMs) * 1000
 }
 
-// ---------------------------------------------------------------- gate-level simulation cases
-
-function simConfig(rollout: Record<string, unknown>, analysis: Record<string, unknown> = ANALYSIS): Config {
-  const parsed = configFromObject({ upstreams: { stable: 'http://127.0.0.1:9', canary: 'http://127.0.0.1:10' }, rollout: { ...rollout, autoStart: false }, analysis, log: { level: 'silent' } })
-  if (!parsed.ok) throw new Error(`simulation config invalid: ${parsed.error.map((i) => `${i.path}: ${i.message}`).join('; ')}`)
-  return parsed.value
-}
-
-const SIM_HEALTHY: SimBehaviour = { errorRatio: BACKGROUND_ERRORS, latencyScale: 1 }
-const SHARED_SLOWDOWN_AT_MS = 5_000
-
-function simCases(sizes: Sizes): SimCase[] {
-  const rollout = simConfig(HEALTHY_ROLLOUT)
-  const held = simConfig(HELD_AT_5)
-  const failing = (key: string, title: string, bad: SimBehaviour, changeAtMs: number): SimCase => ({
-    key,
-    title,
-    config: held,
-    scenario: { stable: SIM_HEALTHY, canary: SIM_HEALTHY, changeAtMs, stableAfter: SIM_HEALTHY, canaryAfter: bad, limitMs: changeAtMs + 60_000 },
-    runs: sizes.simFailure,
-    canaryFails: true,
-  })
-  const steady = { stable: SIM_HEALTHY, canary: SIM_HEALTHY, changeAtMs: null, stableAfter: SIM_HEALTHY, canaryAfter: SIM_HEALTHY, limitMs: 30_000 }
-  const healthy = (key: string, title: string, config: Config): SimCase => ({ key, title, config, scenario: steady, runs: sizes.simHealthy, canaryFails: false })
-  return [
-    healthy('healthy', 'Healthy rollout (as above)', rollout),
-    healthy('healthy-99', 'Healthy rollout with `confidence: 0.99`', simConfig(HEALTHY_ROLLOUT, { ...ANALYSIS, confidence: 0.99 })),
-    healthy('healthy-observed', 'Healthy rollout with `confidence: 0.5` (thresholds compared as observed)', simConfig(HEALTHY_ROLLOUT, { ...ANALYSIS, confidence: 0.5 })),
-    {
-      key: 'shared',
-      title: `Healthy rollout, both sides ×3 slower from ${SHARED_SLOWDOWN_AT_MS / 1000} s (a shared dependency slows down in the 50% step)`,
-      config: rollout,
-      scenario: { stable: SIM_HEALTHY, canary: SIM_HEALTHY, changeAtMs: SHARED_SLOWDOWN_AT_MS, stableAfter: { errorRatio: BACKGROUND_ERRORS, latencyScale: 3 }, canaryAfter: { errorRatio: BACKGROUND_ERRORS, latencyScale: 3 }, limitMs: 30_000 },
-      runs: sizes.simShared,
-      canaryFails: false,
-    },
-    failing('hard', 'Hard failure after 3 s at 5% (as above)', { errorRatio: 1, latencyScale: 1 }, 3_000),
-    failing('hard-full', 'Hard failure after 30 s at 5% (a full window of healthy history)', { errorRatio: 1, latencyScale: 1 }, 30_000),
-    failing('soft', 'Soft failure after 3 s at 5%', { errorRatio: 0.03, latencyScale: 1 }, 3_000),
-    failing('latency', 'Latency regression ×3 after 3 s at 5%', { errorRatio: BACKGROUND_ERRORS, latencyScale: 3 }, 3_000),
-  ]
-}
-
 // ---------------------------------------------------------------- figures
 
 interface Spread {
@@ -286,7 +236,6 @@ function fmtMs(ms: number): string {
 
 const fmtS = (s: number): string => fmtMs(s * 1000)
 const fmtN = (n: number): string => Math.round(n).toLocaleString('en-US')
-const pct = (part: number, whole: number): string => (whole === 0 ? 'n/a' : `${((100 * part) / whole).toFixed(1)}%`)
 
 function ok(r: RunResult | Error): r is RunResult {
   return !(r instanceof Error)
@@ -369,11 +318,9 @@ function flaggerFigures(healthy: readonly Second[], bad: readonly Second[], chec
 interface ReportInput {
   readonly failures: readonly FailureOutcome[]
   readonly healthy: readonly (RunResult | Error)[]
-  readonly simulations: readonly SimResult[]
   readonly sizes: Sizes
   readonly quick: boolean
   readonly realMs: number
-  readonly simMs: number
 }
 
 function report(input: ReportInput): string {
@@ -381,14 +328,14 @@ function report(input: ReportInput): string {
   const out: string[] = []
   const allRuns = [...failures.flatMap((f) => [...f.runs, ...f.falseRollbacks]), ...healthy].filter(ok)
   const rates = spread(allRuns.map(achievedRate))
-  out.push('## Decision speed (issue 3)')
+  out.push('## Decision speed (issues 3 and 9)')
   out.push('')
   out.push(
     `Real app (\`buildApp\`) on loopback, ${fmtN(RATE)} req/s offered open loop (achieved ${fmtSpread(rates, (v) => v.toFixed(0))} req/s), ` +
-      'analysis every 250 ms over a 30 s window, `minRequests: 20`, the SPEC example\'s checks, `confidence: 0.999` (the default; 0.99, and 0.5, which compares as observed, are in the simulation). ' +
+      'analysis every 250 ms over a 30 s window, `minRequests: 20`, the SPEC example\'s checks, `confidence: 0.999` (its default before issue 9). ' +
       `In the failure scenarios the canary serves ${sizes.badAfterMs / 1000} s healthy at 5% (0.5% background 5xx on both sides), then turns bad. ` +
       'Times run from the canary\'s first bad response (timestamped by the canary upstream itself) to the publication of the weight-0 routing snapshot. ' +
-      `${quick ? '**Quick mode**: fewer runs, not for the record. ' : ''}Real-time runs took ${fmtMs(input.realMs)} and the gate-level simulation ${fmtMs(input.simMs)}, on a shared 2-core machine ` +
+      `${quick ? '**Quick mode**: fewer runs, not for the record. ' : ''}Real-time runs (today's gate: the sequential checks are not plugged into the app yet) took ${fmtMs(input.realMs)}, on a shared 2-core machine ` +
       `(1-minute load average ${fmtSpread(spread(allRuns.map((r) => r.loadAverage)), (v) => v.toFixed(1))}; the proxy thread's event-loop delay p99 ${fmtSpread(spread(allRuns.map((r) => r.loopDelayP99Ms)), (v) => `${v.toFixed(1)} ms`)} per run).`,
   )
   out.push('')
@@ -400,7 +347,6 @@ function report(input: ReportInput): string {
   const verdicts: string[] = []
   for (const f of failures) out.push(...failureSection(f, healthySeconds, sizes, verdicts))
   out.push(...healthySection(healthy, failures, verdicts))
-  out.push(...simulationSection(input.simulations))
   out.push('### Targets')
   out.push('')
   out.push(...verdicts.map((v) => `- ${v}`))
@@ -548,41 +494,6 @@ function healthySection(results: readonly (RunResult | Error)[], failures: reado
   verdicts.push(
     `Healthy canary never rolled back in ${results.length} runs${results.length < 20 ? ' (quick mode: the target asks for 20)' : ''}: **${met ? 'met' : 'not met'}** (${rolledBack.length} rolled back, ${completed.length} completed${falseInFailureRuns.length > 0 ? `; plus ${falseInFailureRuns.length} false rollback(s) in the failure scenarios' healthy phase` : ''}).`,
   )
-  return out
-}
-
-function simulationSection(results: readonly SimResult[]): string[] {
-  const out: string[] = [
-    '### Gate-level simulation (no network, no machine noise)',
-    '',
-    'The real `RolloutController`, `SideStats` windows and gate, same config, on a simulated clock: one response per simulated millisecond (1,000 req/s) from the same latency and error distributions, recorded when its latency has elapsed (bench/decision-gate-sim.ts). It shows what the decision logic does by itself, over many more rollouts than real time allows.',
-    '',
-    '| case | rollouts | rolled back | of which before the canary turned bad | first bad response → weight 0 | bad canary requests before weight 0 | rollback reasons (checks, weight) |',
-    '|---|---|---|---|---|---|---|',
-  ]
-  for (const { simCase, outcomes } of results) {
-    const rolled = outcomes.filter((o) => o.phase === 'rolled_back')
-    const failureCase = simCase.canaryFails
-    const early = rolled.filter((o) => o.firstChangedAtMs === null)
-    const caught = rolled.filter((o) => o.firstChangedAtMs !== null)
-    const time = failureCase ? fmtSpread(spread(caught.map((o) => o.endedAtMs - o.firstChangedAtMs!)), fmtMs) : '—'
-    const served = failureCase ? fmtSpread(spread(caught.map((o) => o.changedServed)), fmtN) : '—'
-    const reasons = tally(rolled.map((o: SimOutcome) => ({ weight: o.lastWeight, reason: o.reason })))
-    out.push(`| ${simCase.title} | ${outcomes.length} | ${rolled.length} (${pct(rolled.length, outcomes.length)}) | ${failureCase ? early.length : '—'} | ${time} | ${served} | ${reasons === '' ? '—' : reasons} |`)
-  }
-  const healthy = results.find((r) => r.simCase.key === 'healthy')
-  if (healthy !== undefined) {
-    const n = healthy.outcomes.length
-    const k = healthy.outcomes.filter((o) => o.phase === 'rolled_back').length
-    const ci = proportionBounds(k, n, 0.975) // each side at 97.5%: a 95% interval
-    const none = (p: number): string => `${(100 * (1 - p) ** 20).toFixed(0)}%`
-    out.push('')
-    out.push(
-      `Simulated healthy rollouts are rolled back at ${pct(k, n)} (95% interval ${pct(ci.lower * n, n)}–${pct(ci.upper * n, n)}) per rollout: ` +
-        `20 healthy rollouts then pass without a false rollback with probability ${none(k / n)} (${none(ci.upper)}–${none(ci.lower)}).`,
-    )
-  }
-  out.push('')
   return out
 }
 

@@ -13,15 +13,19 @@ import { CanaryProxyError } from './core/errors.js'
 import { systemRandom, type Random } from './core/random.js'
 import { EventFeed, type ControlEvent } from './events/feed.js'
 import { createLogger } from './log.js'
+import type { UncaughtOrigin } from './cli/process-guard.js'
 import type { Backends } from './proxy/backends.js'
+import type { ExternalChecks } from './probes/external-checks.js'
 import type { DataPlaneCounters } from './proxy/exchange.js'
-import { createDataPlane } from './proxy/server.js'
+import { defaultMaxConnections, openFileLimit } from './proxy/connection-limit.js'
+import { createDataPlane, type ClientCounters } from './proxy/server.js'
 import { UpstreamPools } from './proxy/upstreams.js'
 import type { RolloutController } from './rollout/controller.js'
 import type { ReplicaSlot } from './rollout/replica-link.js'
 import { createRegistry } from './stats/metrics.js'
 import { AuditLog } from './state/audit-log.js'
 import { FileStateStore } from './state/file-store.js'
+import { MonitoredStore } from './state/monitored-store.js'
 import { createRedisBackend, type RedisBackend } from './state/redis-backend.js'
 import type { StateStore } from './state/store.js'
 
@@ -44,6 +48,8 @@ export interface App {
   readonly log: Logger
   /** The control plane's event feed (transitions, decisions, persistence failures, reloads). */
   readonly events: EventFeed
+  /** The config's probes and webhooks as built now (rebuilt on SIGHUP): their counters, the notifier's queue. */
+  readonly external: ExternalChecks
   readiness(): Readiness
   /** GET /api/v1/status. */
   status(): StatusView
@@ -51,6 +57,12 @@ export interface App {
   auditEvents(): readonly EventView[]
   /** Applies a reloaded config (SIGHUP); returns the keys that only a restart can change, which were left as they are. */
   reload(next: Config): Promise<readonly string[]>
+  /**
+   * An error nothing caught (the process guard `serve` installs, never
+   * buildApp: in tests such an error must still fail the test): logged with
+   * its stack, counted in canary_proxy_uncaught_errors_total.
+   */
+  noteUncaught(error: unknown, origin: UncaughtOrigin): void
   /** Starts both listeners and the rollout timers; resolves with the bound URLs. */
   listen(): Promise<{ proxyUrl: string; adminUrl: string }>
   /** Graceful stop: not ready at once, stop accepting, let in-flight requests finish (up to listen.drainTimeout), flush state. */
@@ -62,10 +74,18 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const clock = deps.clock ?? systemClock
   const random = deps.random ?? systemRandom
   const log = deps.log ?? createLogger(config.log.level)
-  const pools = new UpstreamPools({ connectTimeoutMs: config.routing.connectTimeoutMs })
+  const faults: DataPlaneCounters = { internalErrors: 0, inFlight: 0, bodyTimeouts: 0, draining: false, onIdle: null, bodyTimeoutMs: config.listen.bodyTimeoutMs, clock }
+  const pools = new UpstreamPools({
+    connectTimeoutMs: config.routing.connectTimeoutMs,
+    onError: (error) => {
+      faults.internalErrors++
+      log.error({ err: error }, 'an upstream client reported an error no request took (a proxy bug)')
+    },
+  })
+  let uncaughtErrors = 0
   // state.redis: one rollout shared by every replica; else this process's own state file.
   const redis = deps.store === undefined && config.state.redis !== null ? sharedBackend(config, log) : null
-  const store = deps.store ?? redis?.store ?? new FileStateStore(config.state.file)
+  const store = new MonitoredStore(deps.store ?? new FileStateStore(config.state.file))
   const audit = new AuditLog(config.audit.file)
   await audit.open()
   warnWithoutChecks(config, log)
@@ -79,11 +99,26 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     await redis?.close()
     throw error
   }
-  const { controller, backends, analysis, status } = plane
-  const faults: DataPlaneCounters = { internalErrors: 0, inFlight: 0, draining: false, onIdle: null }
+  const { controller, backends, status } = plane
   let readiness: Readiness = 'starting'
 
-  const dataPlane = createDataPlane({ ref: backends.ref, random, faults, responseTimeoutMs: config.routing.responseTimeoutMs })
+  const clientCounters: ClientCounters = { connectionsDropped: 0 }
+  const fdLimit = openFileLimit()
+  const maxConnections = config.listen.maxConnections ?? defaultMaxConnections(fdLimit)
+  if (config.listen.maxConnections === null) log.debug({ maxConnections, openFileLimit: fdLimit }, 'listen.maxConnections derived from the open-file limit')
+  const dataPlane = createDataPlane({
+    ref: backends.ref,
+    random,
+    faults,
+    responseTimeoutMs: config.routing.responseTimeoutMs,
+    maxConnections,
+    headersTimeoutMs: config.listen.headersTimeoutMs,
+    requestTimeoutMs: config.listen.requestTimeoutMs,
+    lingerTimeoutMs: config.listen.lingerTimeoutMs,
+    clientCounters,
+    clock,
+    log: log.child({ plane: 'data' }),
+  })
   const upgraded = new Set<Socket>()
   dataPlane.server.on('upgrade', (_req, socket: Socket) => {
     // A client may send several Upgrade requests on one socket (h2c ones are replayed as plain requests).
@@ -93,27 +128,46 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   })
   const registry = createRegistry({
     sides: [backends.sides.stable, backends.sides.canary],
+    override: [backends.override.stable, backends.override.canary],
+    connectionsDropped: () => clientCounters.connectionsDropped,
     weight: () => controller.state.weight,
     phase: () => controller.state.phase,
+    step: () => {
+      const s = controller.state
+      return 'stepIndex' in s && s.stepIndex !== null && s.stepIndex >= 0 ? s.stepIndex : -1
+    },
+    info: () => ({ stable: controller.state.stableUrl, canary: controller.state.canaryUrl, generation: controller.state.generation }),
+    lastTransitionAt: () => controller.state.updatedAt,
+    findings: () => controller.state.lastDecision?.findings ?? [],
+    ready: () => readiness === 'ready',
     rollbacks: () => controller.rollbacks,
     internalErrors: () => faults.internalErrors,
+    bodyTimeouts: () => faults.bodyTimeouts,
+    uncaughtErrors: () => uncaughtErrors,
     persistFailures: () => controller.authority.failures,
-    stateBackendUp: () => (controller.authority.view().up ? 1 : 0),
-    windowFigures: (side) => {
-      const f = plane.figures()[side]
-      return { errorRate: f.errorRate, requests: f.requests, p50Seconds: f.p50Ms === null ? null : f.p50Ms / 1000, p99Seconds: f.p99Ms === null ? null : f.p99Ms / 1000 }
-    },
+    auditWriteFailures: () => audit.writeFailures,
+    stateBackendUp: () => (redis === null ? store.up : controller.authority.view().up),
+    webhookCalls: () => plane.external.counters.values(),
+    windowFigures: (side) => plane.figures()[side],
   })
   const control: RolloutControl = {
     status,
     // Among replicas the audit trail is the shared stream; this process's file holds what it wrote itself.
     events: redis === null ? () => audit.recent() : () => sharedEvents(redis),
+    localEvents: () => audit.recent(),
     async act(event, actor) {
       const result = await controller.act(event, actor)
       return result.ok ? { ok: true, status: status() } : result
     },
   }
-  const admin = createAdminServer({ control, registry, tokens: config.admin.tokens, readiness: () => readiness, log: log.child({ plane: 'admin' }) })
+  const admin = createAdminServer({
+    control,
+    registry,
+    tokens: config.admin.tokens,
+    readiness: () => readiness,
+    log: log.child({ plane: 'admin' }),
+    stream: { subscribe: (listener) => events.subscribe(listener), intervalMs: config.analysis.intervalMs, clock },
+  })
 
   let closing: Promise<void> | null = null
   return {
@@ -127,14 +181,21 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     registry,
     log,
     events,
+    get external() {
+      return plane.external
+    },
     readiness: () => readiness,
     status,
     auditEvents: () => audit.recent(),
+    noteUncaught(error, origin) {
+      uncaughtErrors++
+      log.error({ err: error, origin }, `${origin}: an error escaped every handler; the proxy keeps serving (canary_proxy_uncaught_errors_total). This is a bug: please report it`)
+    },
     async reload(next) {
       const fixed = restartOnlyKeys(config, next)
-      config = { ...next, listen: config.listen, admin: config.admin, state: config.state, audit: config.audit }
+      config = { ...next, listen: config.listen, admin: config.admin, state: config.state, audit: config.audit, metrics: config.metrics }
       log.level = next.log.level
-      analysis.configure(config.analysis, clock.now())
+      await plane.reconfigure(config)
       await controller.reload(rolloutConfig(config))
       events.emit({ type: 'configReload', at: clock.now(), ok: true, problems: fixed.map((key) => `${key}: changed; takes effect on restart`) })
       return fixed
@@ -143,7 +204,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       // Admin first, so /readyz can say "starting" while the data plane binds.
       await admin.listen({ host: config.admin.host, port: config.admin.port })
       await dataPlane.listen({ host: config.listen.host, port: config.listen.port })
-      controller.startTimers()
+      plane.start()
       readiness = 'ready'
       const proxyUrl = urlOf(dataPlane.server)
       const adminUrl = urlOf(admin.server)
@@ -170,6 +231,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         deadline.cancel()
         for (const socket of upgraded) socket.destroy()
         controller.stopTimers()
+        // The last transitions' notifications get a moment to go out; the probes stop first.
+        await plane.stop(2_000)
         await controller.flush()
         await redis?.close()
         await audit.close()
@@ -213,6 +276,7 @@ function restartOnlyKeys(current: Config, next: Config): string[] {
   if (differ(current.admin, next.admin)) keys.push('admin')
   if (differ(current.state, next.state)) keys.push('state')
   if (differ(current.audit, next.audit)) keys.push('audit')
+  if (differ(current.metrics, next.metrics)) keys.push('metrics.buckets')
   if (current.routing.connectTimeoutMs !== next.routing.connectTimeoutMs) keys.push('routing.connectTimeout')
   return keys
 }

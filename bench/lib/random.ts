@@ -19,3 +19,24 @@ export function seededRng(seed: number): () => number {
   a = Math.imul(a ^ (a >>> 13), 0xc2b2ae35)
   return mulberry32((a ^ (a >>> 16)) >>> 0)
 }
+
+/** Trials up to and including the first success of Bernoulli(p) trials, p in (0, 1]. */
+export function geometric(rng: () => number, p: number): number {
+  if (p >= 1) return 1
+  if (!(p > 0)) return Number.POSITIVE_INFINITY
+  return Math.floor(Math.log(1 - rng()) / Math.log1p(-p)) + 1
+}
+
+/** Successes in n Bernoulli(p) trials, exactly: geometric jumps from one success to the next, O(n·min(p, 1-p) + 1) draws. */
+export function binomial(rng: () => number, n: number, p: number): number {
+  if (n <= 0 || !(p > 0)) return 0
+  if (p >= 1) return n
+  if (p > 0.5) return n - binomial(rng, n, 1 - p)
+  let successes = 0
+  let at = 0
+  for (;;) {
+    at += geometric(rng, p)
+    if (at > n) return successes
+    successes++
+  }
+}

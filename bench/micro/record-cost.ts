@@ -6,6 +6,7 @@ import { prepareResponseHeaders } from '../../src/proxy/headers.js'
 import { pickSide } from '../../src/routing/pick-side.js'
 import { compileSnapshot, type UpstreamTarget } from '../../src/routing/snapshot.js'
 import { newLatencyHistogram } from '../../src/stats/latency-histogram.js'
+import { newOverrideStats } from '../../src/stats/override-stats.js'
 import { BackendStats, ErrorSignal } from '../../src/stats/backend-stats.js'
 import { DURATION_BUCKETS_SECONDS, SideStats } from '../../src/stats/side-stats.js'
 import type { Dispatcher } from 'undici'
@@ -57,9 +58,23 @@ const stableTarget = target('stable')
 const canaryTarget = target('canary')
 /** As the bench config compiles it: weight 5, sticky header on, the default override header (absent from requests). */
 const snapshot = compileSnapshot(
-  { stable: stableTarget, canary: canaryTarget, weight: 5, overrideHeader: 'x-canary', stickyHeader: STICKY_HEADER, stickyCookie: null, responseTimeoutMs: 30_000, preserveHost: true, trustForwarded: false },
+  {
+    stable: stableTarget,
+    canary: canaryTarget,
+    weight: 5,
+    overrideHeader: 'x-canary',
+    overrideFrom: ['127.0.0.0/8', '::1/128'],
+    overrideStats: newOverrideStats(),
+    stickyHeader: STICKY_HEADER,
+    stickyCookie: null,
+    responseTimeoutMs: 30_000,
+    preserveHost: true,
+    trustForwarded: false,
+  },
   1,
 )
+/** The client socket as pickSide reads it (only when an override header is present). */
+const peer = { remoteAddress: '127.0.0.1' }
 /** Header objects shaped like Node's parsed ones for the bench's requests. */
 const headerSets: IncomingHttpHeaders[] = Array.from({ length: INPUTS }, (_, i) => ({
   host: '127.0.0.1:8080',
@@ -167,7 +182,7 @@ function cases(): Case[] {
       note: 'src/routing/pick-side.ts: override header checked (absent), x-user-id hashed into a bucket',
       run(n) {
         let onCanary = 0
-        for (let i = 0; i < n; i++) if (pickSide(snapshot, headerSets[i & MASK]!, random) === canaryTarget) onCanary++
+        for (let i = 0; i < n; i++) if (pickSide(snapshot, headerSets[i & MASK]!, random, peer) === canaryTarget) onCanary++
         return onCanary
       },
     },

@@ -10,6 +10,7 @@ import type { OperatorEvent } from '../rollout/phase.js'
 import { TokenAuth } from './auth.js'
 import { dashboardHtml } from './dashboard.js'
 import { bodySchemas, describeValidation } from './schemas.js'
+import { streamRoutes, type StreamOptions } from './stream.js'
 
 export type Readiness = 'starting' | 'ready' | 'draining'
 
@@ -20,6 +21,8 @@ export interface RolloutControl {
   act(event: OperatorEvent, actor: string): Promise<{ readonly ok: true; readonly status: StatusView } | { readonly ok: false; readonly conflict: string }>
   /** The recent audit events, oldest first (from a shared store: a promise, rejected with a coded error when it cannot be read). */
   events(): readonly EventView[] | Promise<readonly EventView[]>
+  /** What the stream replays at connect (read synchronously): this process's own recent events; defaults to events() when that is a list. */
+  localEvents?(): readonly EventView[]
 }
 
 export interface AdminDeps {
@@ -28,6 +31,8 @@ export interface AdminDeps {
   readonly tokens: ReadonlyMap<string, string>
   readonly readiness: () => Readiness
   readonly log: Logger
+  /** GET /api/v1/stream: the feed to follow, the analysis interval, the clock (its status and events are the control's). */
+  readonly stream: Pick<StreamOptions, 'subscribe' | 'intervalMs' | 'clock'> & Partial<Pick<StreamOptions, 'limits'>>
 }
 
 export function createAdminServer(deps: AdminDeps): FastifyInstance {
@@ -109,7 +114,9 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
     if (!(limit >= 1)) throw new BadField('limit', `must be a whole number of events, 1 or more (got ${JSON.stringify(raw)})`)
     return { events: events.slice(-limit) }
   })
-  app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(dashboardHtml()))
+  void app.register(streamRoutes, { ...deps.stream, status: () => control.status(), recentEvents: () => control.localEvents?.() ?? listed(control.events()) })
+  const page = dashboardHtml()
+  app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(page))
 
   /** Every mutating call: auth first (401/403), then body validation (400), then the machine (409 when refused). */
   const mutation = (method: 'PUT' | 'POST', url: string, schema: object, toAction: (body: Record<string, unknown>) => OperatorEvent): void => {
@@ -217,8 +224,13 @@ export function crossSiteProblem(headers: FastifyRequest['headers'], tokenRequir
 }
 
 /** The admin plane's GET paths: another method there is a 405, not a 404. */
-const READ_ONLY_PATHS = new Set(['/', '/healthz', '/readyz', '/metrics', '/api/v1/status', '/api/v1/events'])
+const READ_ONLY_PATHS = new Set(['/', '/healthz', '/readyz', '/metrics', '/api/v1/status', '/api/v1/events', '/api/v1/stream'])
 
 function sendError(reply: FastifyReply, code: ErrorCode, message: string, field?: string): FastifyReply {
   return reply.code(statusOf(code)).send(field === undefined ? { error: message, code } : { error: message, code, field })
+}
+
+/** A list as it is; a shared trail (a promise) has nothing to replay synchronously. */
+function listed(events: readonly EventView[] | Promise<readonly EventView[]>): readonly EventView[] {
+  return Array.isArray(events) ? events : []
 }

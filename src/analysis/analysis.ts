@@ -10,7 +10,8 @@ import type { SideName } from '../routing/snapshot.js'
 import type { WindowDelta, WindowRecorder } from '../stats/recorder.js'
 import { summarize, type SideSummary } from '../stats/side-stats.js'
 import { SlidingWindow } from '../stats/window.js'
-import { builtinChecks } from './builtin-checks.js'
+import { buildChecks } from './checks/index.js'
+import { ladderFor, LatencyTallyRing, robustQuantileUs, type LadderSettings, type LatencySample } from './latency-ladder.js'
 import type { BaselineFigures, Check, Counts, GateInput } from './check.js'
 import type { Decision } from './finding.js'
 import { decide, type GateSettings } from './gate.js'
@@ -42,8 +43,18 @@ interface StepCounts {
   errors: number
 }
 
+const EMPTY_SAMPLE: LatencySample = { count: 0, above: () => 0 }
+
+/** The sequential built-in checks of an analysis config (rollout.steps, when given, is what falseRollbackRate is spent over). */
+export function defaultChecks(config: AnalysisConfig, rollout?: { readonly steps: readonly number[]; readonly bakeStableShare?: number }): Check[] {
+  return [...buildChecks({ ...config, ...(rollout === undefined ? {} : { steps: rollout.steps, bakeStableShare: rollout.bakeStableShare ?? 0 }) }).checks]
+}
+
 export class Analysis implements WindowSink {
   #windows: Record<SideName, SlidingWindow>
+  /** Slow-response counts of the step, per slot, for the latency checks (latency-ladder.ts). */
+  #tally: LatencyTallyRing
+  #tallySlot: number
   readonly #step: Record<SideName, StepCounts> = { stable: { requests: 0, errors: 0 }, canary: { requests: 0, errors: 0 } }
   #config: AnalysisConfig
   #checks: readonly Check[]
@@ -58,7 +69,9 @@ export class Analysis implements WindowSink {
   constructor(config: AnalysisConfig, now: number, options: { readonly checks?: readonly Check[]; readonly probes?: ProbeResults } = {}) {
     this.#config = config
     this.#windows = { stable: new SlidingWindow(config.windowMs, now), canary: new SlidingWindow(config.windowMs, now) }
-    this.#checks = options.checks ?? builtinChecks(config)
+    this.#tally = new LatencyTallyRing(this.#windows.stable.slotCount, ladderFor(ladderSettings(config), null))
+    this.#tallySlot = this.#windows.stable.slotNumber(now)
+    this.#checks = options.checks ?? defaultChecks(config)
     this.#probes = options.probes ?? NO_PROBES
     this.#gate = gateSettings(config)
   }
@@ -73,11 +86,15 @@ export class Analysis implements WindowSink {
   }
 
   /** A reloaded config: the check set is built anew; a new window length starts empty windows. */
-  configure(config: AnalysisConfig, now: number, checks: readonly Check[] = builtinChecks(config)): void {
+  configure(config: AnalysisConfig, now: number, checks: readonly Check[] = defaultChecks(config)): void {
     if (config.windowMs !== this.#config.windowMs) {
       this.#disposeWindows()
       this.#windows = { stable: new SlidingWindow(config.windowMs, now), canary: new SlidingWindow(config.windowMs, now) }
+      this.#tally = new LatencyTallyRing(this.#windows.stable.slotCount, ladderFor(ladderSettings(config), null))
+      this.#tallySlot = this.#windows.stable.slotNumber(now)
       this.#revision++
+    } else if (config.maxP99Ms !== this.#config.maxP99Ms || config.maxP99Ratio !== this.#config.maxP99Ratio || config.minP99DeltaMs !== this.#config.minP99DeltaMs) {
+      this.#tally.open(ladderFor(ladderSettings(config), this.#tally.ladder.referenceUs))
     }
     this.#config = config
     this.#checks = checks
@@ -119,8 +136,31 @@ export class Analysis implements WindowSink {
 
   /** Moves both windows to `now` (the slot tick). */
   advance(now: number): void {
-    this.#windows.stable.advance(now)
-    this.#windows.canary.advance(now)
+    this.#tick(now)
+  }
+
+  /**
+   * At a slot boundary the slot that ends is tallied against the ladder it
+   * began with, and the next one gets a ladder from stable's window as it
+   * stands (a robust p99: one stalled slot moves it little). Runs before
+   * anything reads the windows, so no slot is left out of the tally.
+   */
+  #tick(now: number): void {
+    const { stable, canary } = this.#windows
+    const slot = stable.slotNumber(now)
+    if (slot > this.#tallySlot) {
+      this.#tally.close(stable.currentSample(), canary.currentSample())
+      // Slots nobody looked at had no traffic the windows saw (drains land in the current slot).
+      const skipped = Math.min(slot - this.#tallySlot - 1, stable.slotCount)
+      for (let i = 0; i < skipped; i++) this.#tally.close(EMPTY_SAMPLE, EMPTY_SAMPLE)
+      this.#tallySlot = slot
+      stable.advance(now)
+      canary.advance(now)
+      this.#tally.open(ladderFor(ladderSettings(this.#config), robustQuantileUs(stable.view(now))))
+      return
+    }
+    stable.advance(now)
+    canary.advance(now)
   }
 
   /** A new weight, canary or stable: both sides are observed afresh. */
@@ -129,6 +169,8 @@ export class Analysis implements WindowSink {
       this.#windows[side].reset(now)
       this.#step[side] = { requests: 0, errors: 0 }
     }
+    this.#tally.restart()
+    this.#tallySlot = this.#windows.stable.slotNumber(now)
     this.#revision++
   }
 
@@ -139,6 +181,7 @@ export class Analysis implements WindowSink {
 
   evaluate(situation: Situation): Judged {
     const { now } = situation
+    this.#tick(now)
     const stableWindow = this.#windows.stable.view(now)
     const live = situation.weight < 100 && stableWindow.requests >= this.#config.minRequests
     if (live) this.#liveStable = { requests: stableWindow.requests, errors: stableWindow.errors, p99Us: stableWindow.quantileUs(0.99) }
@@ -150,6 +193,7 @@ export class Analysis implements WindowSink {
       stable: situation.weight < 100 ? { window: stableWindow, step: counts(this.#step.stable) } : null,
       stableBaseline: situation.baseline ?? this.#liveStable,
       probes: this.#probes,
+      latency: this.#tally.view(this.#windows.stable.currentSample(), this.#windows.canary.currentSample()),
     }
     return { decision: decide(this.#checks, input, this.#gate), liveStable: live ? this.#liveStable : null }
   }
@@ -158,6 +202,7 @@ export class Analysis implements WindowSink {
   figures(now: number): { readonly stable: SideSummary; readonly canary: SideSummary } {
     const cached = this.#summary
     if (cached !== null && cached.revision === this.#revision && now - cached.at >= 0 && now - cached.at < 50) return cached
+    this.#tick(now)
     const fresh = { at: now, revision: this.#revision, stable: summarize(this.#windows.stable.read(now)), canary: summarize(this.#windows.canary.read(now)) }
     this.#summary = fresh
     return fresh
@@ -175,6 +220,10 @@ export class Analysis implements WindowSink {
 
 function counts(step: StepCounts): Counts {
   return { requests: step.requests, errors: step.errors }
+}
+
+function ladderSettings(a: AnalysisConfig): LadderSettings {
+  return { maxP99Ms: a.maxP99Ms, maxP99Ratio: a.maxP99Ratio, minP99DeltaMs: a.minP99DeltaMs }
 }
 
 function gateSettings(a: AnalysisConfig): GateSettings {

@@ -5,6 +5,7 @@
  * Checks are pure: everything they read is in GateInput.
  */
 import type { Finding } from './finding.js'
+import type { LatencyTally } from './latency-ladder.js'
 import type { ProbeResults } from './probe.js'
 
 /** Requests and errors of one side; `errors` are 5xx and no-response outcomes. */
@@ -57,6 +58,12 @@ export interface GateInput {
   readonly stable: SideInput | null
   readonly stableBaseline: BaselineFigures | null
   readonly probes: ProbeResults
+  /**
+   * Slow-response counts of the step, both sides, per window slot, against
+   * the latency ladder (analysis/latency-ladder.ts: LatencyTallyRing.view).
+   * The latency checks read only this; without it they hold, never fail.
+   */
+  readonly latency?: LatencyTally | null
 }
 
 export interface Check {

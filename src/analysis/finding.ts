@@ -1,9 +1,8 @@
 /** What the gate says: one Finding per check, and a Decision that joins them. Plain data: it is saved, sent over the wire and across processes. */
 
-export const VERDICTS = ['pass', 'fail', 'insufficient'] as const
+import type { Verdict } from '../core/verdicts.js'
 
-/** pass: within the threshold (with enough data); fail: a proven breach; insufficient: not enough, missing or stale data, or a breach not yet proven (holds the step). */
-export type Verdict = (typeof VERDICTS)[number]
+export { VERDICTS, type Verdict } from '../core/verdicts.js'
 
 export interface Finding {
   /** The check's id: `maxErrorRate`, `maxP99Ratio`, `resources.maxMemory`, `checks.<name>`, `webhook.<name>`, `stable.health`… Stable across releases: metrics are labelled with it. */

@@ -1,8 +1,9 @@
 /**
  * The gate: runs every check on one GateInput and joins their findings into a
- * Decision. Any proven fail fails; else any insufficient holds; else pass.
- * No verdict at all is given before the canary has minRequests requests in
- * the window. Pure.
+ * Decision. Any proven fail fails, at any number of requests (a canary that
+ * fails every request is rolled back at 1 req/s too); else any insufficient
+ * holds; else pass. No pass is given before the canary has minRequests
+ * requests in the window: that holds, and says so. Pure.
  */
 import { stableReference, stableName } from './builtin-checks.js'
 import type { Check, GateInput } from './check.js'
@@ -19,13 +20,15 @@ export function decide(checks: readonly Check[], input: GateInput, settings: Gat
   const now = input.now
   const canary = input.canary.window
   const n = canary.requests
-  if (n < settings.minRequests) {
-    const reason = `holding: ${n} of ${settings.minRequests} canary requests in the window; no verdict yet`
-    return { at: now, verdict: 'insufficient', reason, findings: [{ check: 'minRequests', verdict: 'insufficient', observed: n, threshold: settings.minRequests, n, reason }] }
-  }
   const findings: Finding[] = checks.map((check) => check.evaluate(input))
   const failed = findings.filter((f) => f.verdict === 'fail')
   if (failed.length > 0) return { at: now, verdict: 'fail', reason: failed.map((f) => f.reason).join('; '), findings }
+  if (n < settings.minRequests) {
+    const reason = `${count(n)} of ${count(settings.minRequests)} canary requests in the window; no pass before ${count(settings.minRequests)}`
+    const short: Finding = { check: 'minRequests', verdict: 'insufficient', observed: n, threshold: settings.minRequests, n, reason }
+    const others = findings.filter((f) => f.verdict === 'insufficient').map((f) => f.reason)
+    return { at: now, verdict: 'insufficient', reason: `holding: ${[reason, ...others].join('; ')}`, findings: [short, ...findings] }
+  }
   const held = findings.filter((f) => f.verdict === 'insufficient')
   if (held.length > 0) return { at: now, verdict: 'insufficient', reason: `holding: ${held.map((f) => f.reason).join('; ')}; collecting more requests`, findings }
 

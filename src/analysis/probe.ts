@@ -37,6 +37,10 @@ export interface Probe<T = unknown> {
   /** Unique among probes; checks name the probe they read. */
   readonly id: string
   readonly intervalMs: number
+  /** How long one run may take before its signal is aborted; the runner's default is intervalMs. */
+  readonly timeoutMs?: number
+  /** Run again at once on every rollout transition (gate webhooks: a new step is asked at its start, not an interval later). */
+  readonly runOnTransition?: boolean
   /** One measurement. May throw or reject: the runner turns that into a result with `error`. */
   run(context: ProbeContext): Promise<T>
 }

@@ -24,6 +24,9 @@ export const SideViewSchema = Type.Object(
     errorRate: Type.Number({ minimum: 0, maximum: 1 }),
     p50Ms: nullable(Type.Number()),
     p99Ms: nullable(Type.Number()),
+    requestsTotal: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'responses and failures of this side since the process started (canary_proxy_requests_total summed): rates come from its change' }),
+    ),
   },
   { additionalProperties: true },
 )

@@ -5,20 +5,21 @@
  * (`status`, `wait` polling in CI) loads the HTTP client only, not the proxy,
  * the admin server and the config validator, so it starts in a fraction of the time.
  */
+import { existsSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import type { StatusView } from '../api/wire.js'
 import type { App } from '../app.js'
 import { renderIssue } from '../config/issues.js'
 import { formatDuration } from '../core/duration.js'
 import { messageOf, type ErrorCode } from '../core/errors.js'
-import type { StatusView } from '../api/wire.js'
+import { isEnded } from '../core/phases.js'
 import type { ClientOptions, Command } from './args.js'
-import { USAGE } from './args.js'
 import { renderEvent, renderStatus } from './render.js'
+import { DEFAULT_CONFIG, USAGE, commandHelp, commandSpec } from './spec.js'
+import { span, type Io } from './terminal.js'
 
-export interface Io {
-  out(line: string): void
-  err(line: string): void
-}
+export type { Io } from './terminal.js'
 
 export const EXIT_OK = 0
 export const EXIT_FAILED = 1
@@ -32,14 +33,16 @@ export const EXIT_USAGE = 1
 
 export async function runCommand(command: Command, io: Io, version: string): Promise<number> {
   switch (command.name) {
-    case 'help':
-      io.out(USAGE)
+    case 'help': {
+      const spec = command.topic === null ? undefined : commandSpec(command.topic)
+      io.out(spec === undefined ? USAGE : commandHelp(spec))
       return EXIT_OK
+    }
     case 'version':
       io.out(version)
       return EXIT_OK
     case 'serve':
-      return serve(command.config, io)
+      return serve(command.config, command.configDefaulted, io)
     case 'validate':
       return validate(command.config, command.json, io)
     case 'demo': {
@@ -48,6 +51,9 @@ export async function runCommand(command: Command, io: Io, version: string): Pro
     }
     case 'wait':
       return waitForEnd(command.client, command.timeoutMs, command.pollMs, io)
+    case 'status':
+      if (command.watch) return watch(command.client, command.intervalMs, io)
+      return clientCommand(command, io)
     default:
       return clientCommand(command, io)
   }
@@ -70,7 +76,29 @@ async function validate(file: string, json: boolean, io: Io): Promise<number> {
   return EXIT_FAILED
 }
 
-async function serve(file: string, io: Io): Promise<number> {
+/** The example config shipped in the package (dist/src/cli/ -> the package root), or null when it is not there. */
+export function exampleConfig(): string | null {
+  for (const up of ['../../../', '../../']) {
+    const file = fileURLToPath(new URL(`${up}${DEFAULT_CONFIG}`, import.meta.url))
+    if (existsSync(file)) return file
+  }
+  return null
+}
+
+async function serve(file: string, defaulted: boolean, io: Io): Promise<number> {
+  // Run from an installed package, there is no config in the working
+  // directory: say where the package's example is and how to start from it.
+  if (defaulted && !existsSync(file)) {
+    const example = exampleConfig()
+    io.err(`canary-proxy serve: no --config given, and ${DEFAULT_CONFIG}: file not found in ${process.cwd()}`)
+    if (example !== null) {
+      io.err(`  the example config (every key, commented) is ${example}; to start from it:`)
+      io.err(`    mkdir -p config && cp ${example} ${DEFAULT_CONFIG}`)
+      io.err(`  then set upstreams.stable (and canary) in it, and run canary-proxy serve again`)
+    }
+    io.err('  or pass --config FILE (or set CANARY_PROXY_CONFIG)')
+    return EXIT_FAILED
+  }
   const { loadConfigFile } = await import('../config/load.js')
   const result = await loadConfigFile(file)
   if (!result.ok) {
@@ -99,6 +127,9 @@ async function serve(file: string, io: Io): Promise<number> {
     io.err(`cannot start: ${(error as Error).message}`)
     return EXIT_FAILED
   }
+  // From here on an error that escapes every handler is logged and counted, not fatal (src/cli/process-guard.ts).
+  const { guardProcess } = await import('./process-guard.js')
+  const unguard = guardProcess((error, origin) => app.noteUncaught(error, origin))
   try {
     await app.listen()
   } catch (error) {
@@ -106,6 +137,7 @@ async function serve(file: string, io: Io): Promise<number> {
     const address = `${e.address ?? ''}:${e.port ?? ''}`
     io.err(e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL' ? `${messageOf('CPX_ERR_LISTEN', { address, cause: e.code === 'EADDRINUSE' ? 'address already in use' : e.message })} (CPX_ERR_LISTEN)` : `cannot start: ${e.message}`)
     await app.close()
+    unguard()
     return EXIT_FAILED
   }
   const running = app
@@ -122,6 +154,7 @@ async function serve(file: string, io: Io): Promise<number> {
   process.once('SIGTERM', now)
   process.once('SIGINT', now)
   await app.close()
+  unguard()
   return EXIT_OK
 }
 
@@ -145,9 +178,10 @@ async function clientCommand(command: Exclude<Command, { name: 'help' | 'version
   const client = new AdminClient(command.client)
   try {
     if (command.name === 'events') {
-      const { events } = await client.events()
+      const { events } = await client.events(command.limit)
       if (command.client.json) io.out(JSON.stringify({ events }, null, 2))
-      else for (const e of events) io.out(renderEvent(e))
+      else if (events.length === 0) io.err('no events yet')
+      else for (const e of events) io.out(renderEvent(e, Date.now()))
       return EXIT_OK
     }
     let status: StatusView
@@ -167,7 +201,7 @@ async function clientCommand(command: Exclude<Command, { name: 'help' | 'version
       default:
         status = await client.rollout(command.name)
     }
-    io.out(command.client.json ? JSON.stringify(status, null, 2) : renderStatus(status))
+    io.out(command.client.json ? JSON.stringify(status, null, 2) : renderStatus(status, Date.now(), io.style))
     return EXIT_OK
   } catch (error) {
     if (error instanceof AdminError) {
@@ -176,6 +210,53 @@ async function clientCommand(command: Exclude<Command, { name: 'help' | 'version
     }
     throw error
   }
+}
+
+/** `status --watch`: a redraw on every update on a terminal; elsewhere a new block (or JSON line) whenever the status changed. Ctrl-C ends it, exit 0. */
+async function watch(options: ClientOptions, intervalMs: number, io: Io): Promise<number> {
+  const { AdminClient, AdminError } = await import('./admin-client.js')
+  const { watchStatus } = await import('./watch.js')
+  const client = new AdminClient(options)
+  const stop = new AbortController()
+  const abort = (): void => stop.abort()
+  process.once('SIGINT', abort)
+  process.once('SIGTERM', abort)
+  let last = ''
+  let feed = ''
+  try {
+    await watchStatus(client, intervalMs, stop.signal, {
+      source(source) {
+        feed = source === 'stream' ? 'live stream' : `polling every ${formatDuration(intervalMs)}: this proxy has no live stream`
+        if (!io.tty || options.json) io.err(`canary-proxy status: watching ${options.admin} (${feed})`)
+      },
+      status(s) {
+        const key = JSON.stringify(s)
+        if (options.json) {
+          if (key !== last) io.out(key)
+        } else if (io.tty) {
+          io.clear()
+          io.out(renderStatus(s, Date.now(), io.style))
+          io.out(io.style.dim(`\nwatching ${options.admin} (${feed}); Ctrl-C to stop`))
+        } else if (key !== last) {
+          io.out(`${renderStatus(s, Date.now(), io.style)}\n`)
+        }
+        last = key
+      },
+      trouble(message) {
+        io.err(`canary-proxy status: ${message}; retrying every ${formatDuration(intervalMs)}`)
+      },
+    })
+  } catch (error) {
+    if (error instanceof AdminError) {
+      io.err(`canary-proxy status: ${error.message}`)
+      return EXIT_FAILED
+    }
+    throw error
+  } finally {
+    process.off('SIGINT', abort)
+    process.off('SIGTERM', abort)
+  }
+  return EXIT_OK
 }
 
 /** For CI pipelines: exit 0 succeeded, 1 rolled back or aborted, 2 timeout. A proxy restart during the wait is ridden out. */
@@ -204,9 +285,10 @@ async function waitForEnd(options: ClientOptions, timeoutMs: number | null, poll
     }
     if (status !== null) {
       const line = `${status.phase} at ${status.weight}%`
-      if (line !== last && !options.json) io.err(`${new Date().toISOString()}  ${line}${status.lastDecision === null ? '' : `  (${status.lastDecision.reason})`}`)
+      // Elapsed time, not the clock: CI logs stamp lines themselves.
+      if (line !== last && !options.json) io.err(`${span(Date.now() - started).padStart(7)}  ${line}${status.lastDecision === null ? '' : `  (${status.lastDecision.reason})`}`)
       last = line
-      if (status.phase === 'succeeded' || status.phase === 'rolled_back' || status.phase === 'aborted') {
+      if (isEnded(status.phase)) {
         if (options.json) io.out(JSON.stringify(status, null, 2))
         else io.out(`rollout ${status.phase.replace('_', ' ')}: ${status.reason ?? ''}`)
         return status.phase === 'succeeded' ? EXIT_OK : EXIT_FAILED

@@ -14,8 +14,14 @@ export const ERROR_CODES = {
   CPX_ERR_BAD_REQUEST_TARGET: { status: 400, message: 'request target must be origin-form (/path) or absolute-form (http://host/path)' },
   CPX_ERR_BAD_HOST: { status: 400, message: 'the Host header must be present once, as host or host:port (RFC 9112 §3.2)' },
   CPX_ERR_INTERNAL: { status: 500, message: 'internal proxy error: {cause}' },
+  CPX_ERR_CLIENT_BODY_TIMEOUT: { status: 408, message: 'the request body stalled: no data from the client for {timeout}' },
   // Never sent (nobody is left to read it): the reason an exchange is aborted when its client went away; NGINX's 499.
   CPX_ERR_CLIENT_ABORT: { status: 499, message: 'the client closed the connection before the response ended' },
+  CPX_ERR_BAD_REQUEST: { status: 400, message: 'malformed request: {cause}' },
+  CPX_ERR_REQUEST_TIMEOUT: { status: 408, message: 'the request did not arrive in time (listen.headersTimeout, listen.requestTimeout)' },
+  CPX_ERR_HEADERS_TOO_LARGE: { status: 431, message: 'request header section too large: {detail}' },
+  CPX_ERR_EXPECTATION_FAILED: { status: 417, message: 'unsupported Expect; only 100-continue is understood' },
+  CPX_ERR_UNSUPPORTED_TRANSFER_CODING: { status: 501, message: 'unsupported Transfer-Encoding; only chunked is understood (RFC 9112 §6.1)' },
   // Admin plane.
   CPX_ERR_ADMIN_BAD_INPUT: { status: 400, message: '{detail}' },
   CPX_ERR_ADMIN_UNAUTHORIZED: { status: 401, message: 'missing bearer token: send Authorization: Bearer <token>' },

@@ -79,6 +79,9 @@ export function schemaProblems(errors: readonly ErrorObject[], options: RenderOp
       case 'minItems':
         message = `must have at least ${String(e.params.limit)} item${e.params.limit === 1 ? '' : 's'}`
         break
+      case 'maxItems':
+        message = `must have at most ${String(e.params.limit)} items${Array.isArray(e.data) ? ` (got ${e.data.length})` : ''}`
+        break
       case 'minLength':
         message = 'must not be empty'
         break
@@ -117,6 +120,8 @@ function pointerSegments(pointer: string): (string | number)[] {
 
 /** The offending value, when it is a scalar a person can read back. */
 function shown(value: unknown): string {
+  // JSON has no spelling for them: YAML's .inf and .nan would read as "null".
+  if (typeof value === 'number' && !Number.isFinite(value)) return ` (got ${value})`
   if (value === undefined || (typeof value === 'object' && value !== null)) return ''
   return ` (got ${JSON.stringify(value)})`
 }

@@ -7,6 +7,7 @@
 import type { RoutingTable, BackendRef } from '../routing/table.js'
 import { compileSnapshot, SnapshotRef, type RoutingSnapshot, type UpstreamTarget } from '../routing/snapshot.js'
 import { BackendStats, ErrorSignal } from '../stats/backend-stats.js'
+import { newOverrideStats, type OverrideStatsPair } from '../stats/override-stats.js'
 import { RETIRED_RECORDER, type WindowRecorder, type WindowDelta } from '../stats/recorder.js'
 import { SideStats } from '../stats/side-stats.js'
 import type { UpstreamPools } from './upstreams.js'
@@ -16,13 +17,15 @@ export class Backends {
   readonly sides: { readonly stable: SideStats; readonly canary: SideStats }
   /** Raised by a canary error; the control plane listens (see ErrorSignal). */
   readonly canaryErrors = new ErrorSignal()
+  /** Where requests routed by the override header record: counted apart, never in a window (issue 7, defect 2). */
+  readonly override: OverrideStatsPair = newOverrideStats()
   readonly #pools: UpstreamPools
   readonly #live = new Map<string, BackendStats>()
   #table: RoutingTable
 
-  constructor(pools: UpstreamPools, initial: RoutingTable) {
+  constructor(pools: UpstreamPools, initial: RoutingTable, bucketsSeconds?: readonly number[]) {
     this.#pools = pools
-    this.sides = { stable: new SideStats('stable'), canary: new SideStats('canary') }
+    this.sides = { stable: new SideStats('stable', bucketsSeconds), canary: new SideStats('canary', bucketsSeconds) }
     this.#table = initial
     this.ref = new SnapshotRef(this.#compile(initial))
   }
@@ -76,6 +79,8 @@ export class Backends {
         canary: table.canary === null ? null : this.#target(table.canary),
         weight: table.weight,
         overrideHeader: table.overrideHeader,
+        overrideFrom: table.overrideFrom,
+        overrideStats: this.override,
         stickyHeader: table.stickyHeader,
         stickyCookie: table.stickyCookie,
         responseTimeoutMs: table.responseTimeoutMs,

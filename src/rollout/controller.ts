@@ -9,7 +9,7 @@
 import type { Timer } from '../core/clock.js'
 import { routingTable, type RoutingTable } from '../routing/table.js'
 import { LocalAuthority, type Authority, type AuthorityHost } from './authority.js'
-import { initialState, transition, type Accepted } from './machine.js'
+import { initialState, servedWeight, transition, type Accepted } from './machine.js'
 import { isUnderWay, type Actor, type OperatorEvent, type RolloutSettings, type RolloutState } from './phase.js'
 import { EarlyEvaluation } from './early-evaluation.js'
 import type { ActResult, ControllerDeps, RolloutConfig } from './ports.js'
@@ -106,7 +106,7 @@ export class RolloutController {
     this.#collect()
     const s = this.#state
     if (!isUnderWay(s.phase) || !this.authority.decides) return
-    const judged = analysis.evaluate({ now, phase: s.phase, weight: s.weight, baseline: s.baseline ?? null })
+    const judged = analysis.evaluate({ now, phase: s.phase, weight: servedWeight(s, this.#config.settings), baseline: s.baseline ?? null })
     events.emit({ type: 'decision', decision: judged.decision, phase: s.phase, weight: s.weight })
     const verdict = { type: 'analysis', verdict: judged.decision } as const
     // A verdict's own save failure is retried on the tick (or the next verdict); nobody awaits it.
@@ -161,7 +161,7 @@ export class RolloutController {
           this.rollbacks++
           break
         case 'publish':
-          this.#table = routingTable(this.#state, this.#config.routing, this.#table.version + 1)
+          this.#table = routingTable({ ...this.#state, weight: servedWeight(this.#state, this.#config.settings) }, this.#config.routing, this.#table.version + 1)
           link.publish(this.#table)
           break
         case 'persist':

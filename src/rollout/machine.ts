@@ -50,7 +50,14 @@ export function transition(state: RolloutState, event: RolloutEvent, now: number
       if (isUnderWay(state.phase) && state.canaryUrl !== null) return refuse(`a rollout is already under way (phase ${state.phase}); abort it or wait for it to end`)
       const canaryUrl = event.canary ?? state.canaryUrl
       if (canaryUrl === null) return refuse('no canary upstream is known: give its URL (canary-proxy start --canary URL)')
-      const next = enterStep({ ...base, canaryUrl, generation: state.generation + 1, lastDecision: null }, 0, now, settings)
+      const fresh = { ...base, canaryUrl, generation: state.generation + 1, lastDecision: null }
+      const gates = settings.preRolloutChecks ?? []
+      if (gates.length > 0) {
+        // Pre-rollout gates are asked at weight 0: no user reaches the canary before they pass.
+        const next: ProgressingState = { ...fresh, phase: 'progressing', weight: 0, stepIndex: -1, stepStartedAt: now }
+        return moved(state, next, actor, 'start', `rollout of canary ${canaryUrl} started at 0%: waiting for the pre-rollout gate${gates.length === 1 ? '' : 's'} (${gates.join(', ')})`, [{ type: 'publish' }], observed)
+      }
+      const next = enterStep(fresh, 0, now, settings)
       return moved(state, next, actor, 'start', `rollout of canary ${canaryUrl} started at ${next.weight}%`, [{ type: 'publish' }], observed)
     }
     case 'pause': {
@@ -180,17 +187,59 @@ function judge(state: RolloutState, verdict: Decision, now: number, settings: Ro
   // says since when it holds, and the status does not churn on every tick.
   const same = state.lastDecision !== null && state.lastDecision.verdict === verdict.verdict && state.lastDecision.reason === verdict.reason
   const noted: RolloutState = same ? state : { ...state, lastDecision: verdict }
-  if (verdict.verdict !== 'pass') return { ok: true, state: noted, effects: [] }
-  if (state.phase === 'progressing' && now - state.stepStartedAt >= settings.stepDurationMs) {
-    const next = advance(state, base, now, settings)
-    const held = formatDuration(now - state.stepStartedAt)
-    return moved(state, next, 'auto', 'advance', `${state.weight}% held ${held} and passed (${verdict.reason}); now ${next.weight}%`, [{ type: 'publish' }], observed)
+  const gates = settings.preRolloutChecks ?? []
+  if (state.phase === 'progressing' && state.weight === 0 && state.stepIndex < 0 && gates.length > 0) {
+    // The pre-rollout stage: no canary traffic yet, so only its gates can pass it (a proven fail above still rolls back).
+    const open = gates.every((id) => verdict.findings.some((f) => f.check === id && f.verdict === 'pass'))
+    if (open) {
+      const next = enterStep(base, 0, now, settings)
+      return moved(state, next, 'auto', 'advance', `pre-rollout gate${gates.length === 1 ? '' : 's'} passed (${gates.join(', ')}); now ${next.weight}%`, [{ type: 'publish' }], observed)
+    }
+    return pastDeadline(state, noted, verdict, now, settings, observed) ?? { ok: true, state: noted, effects: [] }
   }
-  if (state.phase === 'baking' && now - state.bakeStartedAt >= settings.bakeMs) {
-    const next = ended(base, 'succeeded', `bake of ${formatDuration(settings.bakeMs)} at 100% passed (${verdict.reason}); ${state.canaryUrl ?? ''} is the new stable`, state.canaryUrl)
-    return moved(state, next, 'auto', 'succeed', next.reason, [{ type: 'promoted' }, { type: 'publish' }], observed)
+  if (verdict.verdict === 'pass') {
+    if (state.phase === 'progressing' && now - state.stepStartedAt >= stepDuration(state.stepIndex, settings)) {
+      const next = advance(state, base, now, settings)
+      const held = formatDuration(now - state.stepStartedAt)
+      const waits = next.phase === 'paused' ? `; step ${(next.stepIndex ?? 0) + 1} is a pause step: waiting for resume` : ''
+      return moved(state, next, 'auto', 'advance', `${state.weight}% held ${held} and passed (${verdict.reason}); now ${next.weight}%${waits}`, [{ type: 'publish' }], observed)
+    }
+    if (state.phase === 'baking' && now - state.bakeStartedAt >= settings.bakeMs) {
+      const next = ended(base, 'succeeded', `bake of ${formatDuration(settings.bakeMs)} at 100% passed (${verdict.reason}); ${state.canaryUrl ?? ''} is the new stable`, state.canaryUrl)
+      return moved(state, next, 'auto', 'succeed', next.reason, [{ type: 'promoted' }, { type: 'publish' }], observed)
+    }
   }
-  return { ok: true, state: noted, effects: [] }
+  return pastDeadline(state, noted, verdict, now, settings, observed) ?? { ok: true, state: noted, effects: [] }
+}
+
+/**
+ * rollout.progressDeadline: a step (or the bake) that has not finished this
+ * long after it began (too little traffic for a pass, a breach not yet proven,
+ * a gate webhook that never answers 2xx) is ended by onDeadline: paused where
+ * it is (an operator decides), or rolled back. A paused rollout waits for a
+ * person and has no deadline.
+ */
+function pastDeadline(state: RolloutState, noted: RolloutState, verdict: Decision, now: number, settings: RolloutSettings, observed: BaselineFigures | null): TransitionResult | null {
+  const deadline = settings.progressDeadlineMs
+  if (deadline === undefined || deadline === null || deadline <= 0) return null
+  const began = state.phase === 'progressing' ? state.stepStartedAt : state.phase === 'baking' ? state.bakeStartedAt : null
+  if (began === null || now - began < deadline) return null
+  const index = state.phase === 'progressing' ? state.stepIndex : 0
+  const where = state.phase === 'baking' ? 'the bake at 100%' : index < 0 && state.weight === 0 ? 'the pre-rollout stage (0%)' : `step ${index + 1} (${state.weight}%)`
+  const why = `progress deadline: ${where} did not finish within ${formatDuration(deadline)} (last verdict ${verdict.verdict}: ${verdict.reason})`
+  const base = { ...commonOf(noted), updatedAt: now }
+  if (settings.onDeadline === 'rollback') {
+    const next = ended(base, 'rolled_back', `${why}; rolled back`)
+    return moved(state, next, 'auto', 'rollback', next.reason, [{ type: 'rolledBack' }, { type: 'publish' }], observed)
+  }
+  const stepIndex = state.phase === 'progressing' ? (state.stepIndex >= 0 ? state.stepIndex : null) : state.phase === 'baking' ? state.stepIndex : null
+  const next: PausedState = { ...base, phase: 'paused', weight: state.weight, stepIndex }
+  return moved(state, next, 'auto', 'pause', `${why}; paused at ${state.weight}%, resume or abort`, [], observed)
+}
+
+/** The observation period of step `index` (its own duration, else rollout.stepDuration). */
+function stepDuration(index: number, settings: RolloutSettings): number {
+  return (index >= 0 ? settings.stepDurationsMs?.[index] : undefined) ?? settings.stepDurationMs
 }
 
 type Base = Omit<IdleState, 'phase' | 'weight'>
@@ -208,9 +257,10 @@ function commonOf(state: RolloutState): Base {
   }
 }
 
-/** Enters step `index`: 100% (or beyond the last step) is the bake. */
-function enterStep(base: Base, index: number, now: number, settings: RolloutSettings): ProgressingState | BakingState {
+/** Enters step `index`: 100% (or beyond the last step) is the bake; a pause step waits there for `resume`, checks still running. */
+function enterStep(base: Base, index: number, now: number, settings: RolloutSettings): ProgressingState | BakingState | PausedState {
   const weight = settings.steps[index]
+  if (weight !== undefined && settings.pauseSteps?.[index] === true) return { ...base, phase: 'paused', weight, stepIndex: index }
   if (weight === undefined || weight >= 100) {
     return { ...base, phase: 'baking', weight: 100, stepIndex: weight === undefined ? null : index, bakeStartedAt: now }
   }
@@ -218,10 +268,21 @@ function enterStep(base: Base, index: number, now: number, settings: RolloutSett
 }
 
 /** The next step above the current weight (which a manual set-weight may have put between steps). */
-function advance(state: ProgressingState, base: Base, now: number, settings: RolloutSettings): ProgressingState | BakingState {
+function advance(state: ProgressingState, base: Base, now: number, settings: RolloutSettings): ProgressingState | BakingState | PausedState {
   let next = state.stepIndex + 1
   while (next < settings.steps.length && (settings.steps[next] ?? 0) <= state.weight) next++
   return enterStep(base, next, now, settings)
+}
+
+/**
+ * The canary share the data plane serves in this state: the state's weight,
+ * except in the bake with rollout.bakeStableShare, where that share of the
+ * traffic stays on stable for the comparisons (the bake is still the bake at
+ * "100%": the canary takes all of it once the bake has passed).
+ */
+export function servedWeight(state: RolloutState, settings: RolloutSettings): number {
+  const share = settings.bakeStableShare ?? 0
+  return state.phase === 'baking' && share > 0 ? 100 - share : state.weight
 }
 
 export function stepIndexAtOrBelow(weight: number, steps: readonly number[]): number | null {

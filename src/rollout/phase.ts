@@ -105,6 +105,21 @@ export interface RolloutSettings {
   readonly steps: readonly number[]
   readonly stepDurationMs: number
   readonly bakeMs: number
+  /** Each step's own observation period (rollout.steps[i].duration); stepDurationMs where absent. */
+  readonly stepDurationsMs?: readonly (number | undefined)[]
+  /** Steps that wait for `resume` once reached (rollout.steps[i].pause). */
+  readonly pauseSteps?: readonly boolean[]
+  /** A step (or the bake) not finished this long after it began: onDeadline. Absent: no deadline. */
+  readonly progressDeadlineMs?: number | null
+  readonly onDeadline?: 'pause' | 'rollback'
+  /** rollout.bakeStableShare: percent still sent to stable during the bake, so the comparisons with stable stay live (0: the bake is at 100%). */
+  readonly bakeStableShare?: number
+  /**
+   * The check ids of the pre-rollout gates (`webhook.<name>`): with any, a
+   * rollout starts at weight 0 (step index -1) and enters its first step once
+   * every one of them has passed.
+   */
+  readonly preRolloutChecks?: readonly string[]
 }
 
 /** What the rollout was restored from (a StateStore's LoadResult has this shape). */

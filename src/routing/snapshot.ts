@@ -1,6 +1,8 @@
 /** RoutingSnapshot: everything one request needs to choose and reach a side, compiled once and never mutated. */
+import type { BlockList } from 'node:net'
 import type { Dispatcher } from 'undici'
 import type { OutcomeRecorder } from '../stats/backend-stats.js'
+import { compileSourceRules } from './source-rule.js'
 
 export type SideName = 'stable' | 'canary'
 
@@ -33,6 +35,11 @@ export interface RoutingSnapshot {
   readonly canaryThreshold: number
   /** Lower-case header names, or null when the feature is off (one null check per request). */
   readonly overrideHeader: string | null
+  /** Client addresses whose override header is obeyed (routing.overrideFrom); from anyone else it is ignored. */
+  readonly overrideFrom: BlockList
+  /** The sides again, recording into the override counters: what an obeyed override header routes to. */
+  readonly overrideStable: UpstreamTarget
+  readonly overrideCanary: UpstreamTarget | null
   readonly stickyHeader: string | null
   readonly stickyCookie: string | null
   readonly responseTimeoutMs: number
@@ -45,6 +52,10 @@ export interface SnapshotInput {
   readonly canary: UpstreamTarget | null
   readonly weight: number
   readonly overrideHeader: string | null
+  /** CIDRs (or bare addresses) as validated by the config loader. */
+  readonly overrideFrom: readonly string[]
+  /** Per-process override counters, one per side (src/stats/override-stats.ts). */
+  readonly overrideStats: { readonly stable: OutcomeRecorder; readonly canary: OutcomeRecorder }
   readonly stickyHeader: string | null
   readonly stickyCookie: string | null
   readonly responseTimeoutMs: number
@@ -62,6 +73,9 @@ export function compileSnapshot(input: SnapshotInput, version: number): RoutingS
     weight,
     canaryThreshold: Math.round(weight * 100),
     overrideHeader: input.overrideHeader,
+    overrideFrom: compileSourceRules(input.overrideFrom),
+    overrideStable: Object.freeze({ ...input.stable, stats: input.overrideStats.stable }),
+    overrideCanary: input.canary === null ? null : Object.freeze({ ...input.canary, stats: input.overrideStats.canary }),
     stickyHeader: input.stickyHeader,
     stickyCookie: input.stickyCookie,
     responseTimeoutMs: input.responseTimeoutMs,

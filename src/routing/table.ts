@@ -23,6 +23,8 @@ export interface RoutingTable {
   /** Canary weight in percent (0..100, steps of 0.01); 0 when canary is null. */
   readonly weight: number
   readonly overrideHeader: string | null
+  /** routing.overrideFrom: CIDRs (or addresses) whose override header is obeyed. */
+  readonly overrideFrom: readonly string[]
   readonly stickyHeader: string | null
   readonly stickyCookie: string | null
   readonly responseTimeoutMs: number
@@ -32,6 +34,8 @@ export interface RoutingTable {
 
 export interface TableRouting {
   readonly overrideHeader: string | null
+  /** routing.overrideFrom: CIDRs (or addresses) whose override header is obeyed. */
+  readonly overrideFrom: readonly string[]
   readonly stickyHeader: string | null
   readonly stickyCookie: string | null
   readonly responseTimeoutMs: number
@@ -60,6 +64,7 @@ export function routingTable(state: TableState, routing: TableRouting, version: 
     canary,
     weight: canary === null ? 0 : state.weight,
     overrideHeader: routing.overrideHeader,
+    overrideFrom: routing.overrideFrom,
     stickyHeader: routing.stickyHeader,
     stickyCookie: routing.stickyCookie,
     responseTimeoutMs: routing.responseTimeoutMs,

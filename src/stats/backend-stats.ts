@@ -16,6 +16,8 @@ export interface OutcomeRecorder {
   recordFailure(): void
   /** The client went away first: never an upstream error. */
   recordClientAbort(): void
+  /** Sent once more on a new connection after a kept-alive one closed under it: not an outcome (the retry records one). */
+  recordRetry(): void
 }
 
 /**
@@ -76,6 +78,10 @@ export class BackendStats implements OutcomeRecorder {
 
   recordClientAbort(): void {
     this.side.recordClientAbort()
+  }
+
+  recordRetry(): void {
+    this.side.recordRetry()
   }
 
   /** The routing table moved on: later results (requests in flight) count in Prometheus only. */

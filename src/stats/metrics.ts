@@ -1,24 +1,49 @@
 /** The Prometheus registry: the SPEC's metric names, read from our own structures at scrape time, plus Node's process metrics. */
 import { collectDefaultMetrics, Registry, type MetricValue, type MetricValueWithName } from 'prom-client'
+import type { Finding } from '../analysis/finding.js'
+import { VERDICTS } from '../core/verdicts.js'
 import { PHASES, type Phase } from '../core/phases.js'
 import type { SideName } from '../routing/snapshot.js'
-import { DURATION_BUCKETS_SECONDS, STATUS_CLASSES, type SideStats } from './side-stats.js'
+import type { OverrideStats } from './override-stats.js'
+import { STATUS_CLASSES, type SideStats, type SideSummary } from './side-stats.js'
 
 /** What the control plane exposes to the scrape. */
 export interface MetricsSource {
   readonly sides: readonly SideStats[]
+  /** Requests routed by the override header, counted apart from the sides. */
+  readonly override: readonly OverrideStats[]
+  /** Client connections closed at accept because listen.maxConnections were open. */
+  connectionsDropped(): number
   weight(): number
   phase(): Phase
+  /** The 0-based index into rollout.steps, or -1 when no step applies (no rollout under way, or below the first step). */
+  step(): number
+  /** The upstreams and the rollout's generation, for canary_proxy_info. */
+  info(): { readonly stable: string; readonly canary: string | null; readonly generation: number }
+  /** Epoch ms of the last transition or operator action (the state's updatedAt). */
+  lastTransitionAt(): number
+  /** The findings of the last decision (empty when there is none). */
+  findings(): readonly Finding[]
+  /** True while /readyz answers 200. */
+  ready(): boolean
   rollbacks(): number
   internalErrors(): number
+  /** Requests answered 408 because their body stalled (listen.bodyTimeout). */
+  bodyTimeouts(): number
+  /** Errors that escaped every handler and reached the process guard (`serve` only). */
+  uncaughtErrors(): number
   persistFailures(): number
-  /** 1 while the state store is reachable (Redis: both connections up; a file: the last save landed), else 0. */
-  stateBackendUp?(): number
+  auditWriteFailures(): number
+  /** The state store answers: false from a failed save until one lands. */
+  stateBackendUp(): boolean
+  /** canary_proxy_webhook_calls_total's series: every configured webhook, each result. */
+  webhookCalls(): readonly MetricValue<string>[]
   /** Current window figures per side, computed when scraped. */
-  windowFigures(side: SideName): { errorRate: number; p50Seconds: number | null; p99Seconds: number | null; requests: number }
+  windowFigures(side: SideName): SideSummary
 }
 
 type Values = MetricValue<string>[] | MetricValueWithName<string>[]
+type MetricType = 'counter' | 'gauge' | 'histogram' | 'summary'
 
 /**
  * A metric whose values are computed by `read` at scrape time. prom-client's
@@ -30,11 +55,11 @@ type Values = MetricValue<string>[] | MetricValueWithName<string>[]
 class ScrapeTimeMetric {
   readonly name: string
   readonly help: string
-  readonly type: 'counter' | 'gauge' | 'histogram'
+  readonly type: MetricType
   readonly aggregator = 'sum' as const
   readonly #read: () => Values
 
-  constructor(name: string, help: string, type: 'counter' | 'gauge' | 'histogram', read: () => Values) {
+  constructor(name: string, help: string, type: MetricType, read: () => Values) {
     this.name = name
     this.help = help
     this.type = type
@@ -61,10 +86,19 @@ class ExpositionRegistry extends Registry {
   }
 }
 
+/** The window summary's quantile labels and the SideSummary field each one reads. */
+const WINDOW_QUANTILES = [
+  ['0.5', 'p50Ms'],
+  ['0.9', 'p90Ms'],
+  ['0.99', 'p99Ms'],
+  ['0.999', 'p999Ms'],
+] as const
+
 export function createRegistry(source: MetricsSource): Registry {
   const registry = new ExpositionRegistry()
   collectDefaultMetrics({ register: registry })
   const add = (metric: ScrapeTimeMetric): void => registry.registerMetric(metric as never)
+  const one = (value: number): MetricValue<string>[] => [{ labels: {}, value }]
 
   add(
     new ScrapeTimeMetric('canary_proxy_requests_total', 'Proxied requests by side and status class; "error" is no response from the upstream (the proxy answered 502/504).', 'counter', () =>
@@ -76,7 +110,7 @@ export function createRegistry(source: MetricsSource): Registry {
       source.sides.flatMap((s) => {
         const values: MetricValueWithName<string>[] = []
         let cumulative = 0
-        DURATION_BUCKETS_SECONDS.forEach((le, i) => {
+        s.bucketsSeconds.forEach((le, i) => {
           cumulative += s.durationBuckets[i] ?? 0
           values.push({ metricName: 'canary_proxy_request_duration_seconds_bucket', labels: { upstream: s.side, le }, value: cumulative })
         })
@@ -87,14 +121,26 @@ export function createRegistry(source: MetricsSource): Registry {
       }),
     ),
   )
-  add(new ScrapeTimeMetric('canary_proxy_canary_weight', 'Canary weight in percent (0..100).', 'gauge', () => [{ labels: {}, value: source.weight() }]))
+  add(new ScrapeTimeMetric('canary_proxy_canary_weight', 'Canary weight in percent (0..100).', 'gauge', () => one(source.weight())))
   add(
     new ScrapeTimeMetric('canary_proxy_rollout_phase', 'Rollout phase: 1 for the current phase, 0 for the others.', 'gauge', () => {
       const current = source.phase()
       return PHASES.map((phase) => ({ labels: { phase }, value: phase === current ? 1 : 0 }))
     }),
   )
-  add(new ScrapeTimeMetric('canary_proxy_rollbacks_total', 'Automatic rollbacks (canary weight dropped to 0 on a breach).', 'counter', () => [{ labels: {}, value: source.rollbacks() }]))
+  add(new ScrapeTimeMetric('canary_proxy_rollout_step', 'The current step: 0-based index into rollout.steps, -1 when none applies.', 'gauge', () => one(source.step())))
+  add(
+    new ScrapeTimeMetric('canary_proxy_rollout_last_transition_timestamp_seconds', 'When the rollout last changed phase or weight, or an operator acted (Unix time).', 'gauge', () =>
+      one(source.lastTransitionAt() / 1000),
+    ),
+  )
+  add(
+    new ScrapeTimeMetric('canary_proxy_info', 'Always 1: the stable and canary upstream URLs (canary empty when none) and the rollout generation.', 'gauge', () => {
+      const { stable, canary, generation } = source.info()
+      return [{ labels: { stable, canary: canary ?? '', generation: String(generation) }, value: 1 }]
+    }),
+  )
+  add(new ScrapeTimeMetric('canary_proxy_rollbacks_total', 'Automatic rollbacks (canary weight dropped to 0 on a breach).', 'counter', () => one(source.rollbacks())))
   add(
     new ScrapeTimeMetric('canary_proxy_client_aborts_total', 'Requests whose client went away before the response ended (not upstream errors).', 'counter', () =>
       source.sides.map((s) => ({ labels: { upstream: s.side }, value: s.clientAborts })),
@@ -106,14 +152,21 @@ export function createRegistry(source: MetricsSource): Registry {
     ),
   )
   add(
-    new ScrapeTimeMetric('canary_proxy_window_latency_seconds', 'Latency quantiles over the analysis window (NaN when nothing was measured).', 'gauge', () =>
-      source.sides.flatMap((s) => {
-        const f = source.windowFigures(s.side)
-        return [
-          { labels: { upstream: s.side, quantile: '0.5' }, value: f.p50Seconds ?? Number.NaN },
-          { labels: { upstream: s.side, quantile: '0.99' }, value: f.p99Seconds ?? Number.NaN },
-        ]
-      }),
+    new ScrapeTimeMetric(
+      'canary_proxy_window_latency_seconds',
+      'Latency over the analysis window (the figures the gate judges): quantiles from its HDR histogram (NaN when nothing was measured), _count and _sum of the responses in it.',
+      'summary',
+      () =>
+        source.sides.flatMap((s) => {
+          const f = source.windowFigures(s.side)
+          const values: MetricValueWithName<string>[] = WINDOW_QUANTILES.map(([quantile, field]) => {
+            const ms = f[field]
+            return { metricName: 'canary_proxy_window_latency_seconds', labels: { upstream: s.side, quantile }, value: ms === null ? Number.NaN : ms / 1000 }
+          })
+          values.push({ metricName: 'canary_proxy_window_latency_seconds_sum', labels: { upstream: s.side }, value: f.latencySumSeconds })
+          values.push({ metricName: 'canary_proxy_window_latency_seconds_count', labels: { upstream: s.side }, value: f.latencyCount })
+          return values
+        }),
     ),
   )
   add(
@@ -121,12 +174,51 @@ export function createRegistry(source: MetricsSource): Registry {
       source.sides.map((s) => ({ labels: { upstream: s.side }, value: source.windowFigures(s.side).requests })),
     ),
   )
-  add(new ScrapeTimeMetric('canary_proxy_internal_errors_total', 'Replies the proxy generated for its own faults (never charged to a side).', 'counter', () => [{ labels: {}, value: source.internalErrors() }]))
+  // The last decision's findings: what the gate compared and what it concluded,
+  // kept after the rollout ends so the evidence of a rollback stays visible.
   add(
-    new ScrapeTimeMetric('canary_proxy_state_backend_up', 'Whether the rollout state store is reachable (1) or not (0); while it is not, routing stays on the last state known.', 'gauge', () => [
-      { labels: {}, value: source.stateBackendUp?.() ?? 1 },
-    ]),
+    new ScrapeTimeMetric('canary_proxy_check_value', "The figure each check of the last decision compared, in the check's unit (ratio, seconds, requests).", 'gauge', () =>
+      checks(source.findings()).flatMap((f) => (f.observed === null ? [] : [{ labels: { check: f.check }, value: f.observed }])),
+    ),
   )
-  add(new ScrapeTimeMetric('canary_proxy_state_persist_failures_total', 'Failed writes of the rollout state file.', 'counter', () => [{ labels: {}, value: source.persistFailures() }]))
+  add(
+    new ScrapeTimeMetric('canary_proxy_check_threshold', "The limit each check of the last decision compared against, in the check's unit.", 'gauge', () =>
+      checks(source.findings()).flatMap((f) => (f.threshold === null ? [] : [{ labels: { check: f.check }, value: f.threshold }])),
+    ),
+  )
+  add(
+    new ScrapeTimeMetric('canary_proxy_check_verdict', "Each check's verdict in the last decision: 1 for the current one (pass, fail, insufficient), 0 for the others.", 'gauge', () =>
+      checks(source.findings()).flatMap((f) => VERDICTS.map((verdict) => ({ labels: { check: f.check, verdict }, value: verdict === f.verdict ? 1 : 0 }))),
+    ),
+  )
+  add(new ScrapeTimeMetric('canary_proxy_ready', '1 while the proxy is ready (/readyz answers 200), 0 while starting or draining.', 'gauge', () => one(source.ready() ? 1 : 0)))
+  add(new ScrapeTimeMetric('canary_proxy_internal_errors_total', 'Replies the proxy generated for its own faults (never charged to a side).', 'counter', () => one(source.internalErrors())))
+  add(
+    new ScrapeTimeMetric('canary_proxy_upstream_retries_total', 'Requests sent once more on a new connection after a kept-alive one closed before any response byte (idempotent, no body).', 'counter', () =>
+      source.sides.map((s) => ({ labels: { upstream: s.side }, value: s.retries })),
+    ),
+  )
+  add(new ScrapeTimeMetric('canary_proxy_client_body_timeouts_total', 'Requests answered 408 because the client sent no body byte for listen.bodyTimeout (never charged to a side).', 'counter', () => [{ labels: {}, value: source.bodyTimeouts() }]))
+  add(new ScrapeTimeMetric('canary_proxy_uncaught_errors_total', 'Errors no handler caught, logged and counted by the serve process instead of exiting (a bug: please report).', 'counter', () => [{ labels: {}, value: source.uncaughtErrors() }]))
+  add(
+    new ScrapeTimeMetric('canary_proxy_override_requests_total', 'Requests routed by the override header (from routing.overrideFrom); never in canary_proxy_requests_total, the duration histogram or the gate.', 'counter', () =>
+      source.override.map((s) => ({ labels: { upstream: s.side }, value: s.total })),
+    ),
+  )
+  add(new ScrapeTimeMetric('canary_proxy_connections_dropped_total', 'Client connections closed at accept because listen.maxConnections were already open.', 'counter', () => one(source.connectionsDropped())))
+  add(new ScrapeTimeMetric('canary_proxy_state_persist_failures_total', 'Failed saves of the rollout state (each is retried on the next analysis tick).', 'counter', () => one(source.persistFailures())))
+  add(new ScrapeTimeMetric('canary_proxy_state_backend_up', '1 while the rollout state store is reachable (Redis: both connections up; a file: the last save landed), else 0; while it is 0, routing stays on the last state known.', 'gauge', () => one(source.stateBackendUp() ? 1 : 0)))
+  add(new ScrapeTimeMetric('canary_proxy_webhook_calls_total', 'Webhook calls by result (success, http_error, timeout, network_error) and notifications dropped from a full queue.', 'counter', () => [...source.webhookCalls()]))
+  add(new ScrapeTimeMetric('canary_proxy_audit_write_failures_total', 'Audit records that could not be written to audit.file.', 'counter', () => one(source.auditWriteFailures())))
   return registry
+}
+
+/** One finding per check id (the first), so a check never yields two series with the same labels. */
+function checks(findings: readonly Finding[]): Finding[] {
+  const seen = new Set<string>()
+  return findings.filter((f) => {
+    if (seen.has(f.check)) return false
+    seen.add(f.check)
+    return true
+  })
 }

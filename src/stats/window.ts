@@ -170,6 +170,21 @@ export class SlidingWindow {
     return { above, count }
   }
 
+  /** The slot `now` falls in (slots are numbered from the epoch). */
+  slotNumber(now: number): number {
+    return Math.floor(now / this.slotMs)
+  }
+
+  /**
+   * The current slot's latencies as the latency tally reads them: how many
+   * were measured, and how many were slower than a bound. Valid until the
+   * window next advances.
+   */
+  currentSample(): { readonly count: number; above(us: number): number } {
+    const h = this.#current.latency
+    return { count: h.totalCount, above: (us) => (h.totalCount === 0 || h.maxValue <= us ? 0 : countAbove(h, us)) }
+  }
+
   /** Forgets everything: a new rollout starts with empty figures. */
   reset(now: number): void {
     for (const slot of this.#slots) slot.reset()

@@ -25,7 +25,8 @@ export type Env = Record<string, string | undefined>
 export function cliEnv(extra: Env = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
   for (const [key, value] of Object.entries(process.env)) {
-    if (value === undefined || key.startsWith('CANARY_PROXY_') || key.startsWith('_TAPJS_PROCESSINFO_')) continue
+    // Colour is decided by the test (a pipe: none; runInTty: a terminal), not by the shell the suite runs in.
+    if (value === undefined || key.startsWith('CANARY_PROXY_') || key.startsWith('_TAPJS_PROCESSINFO_') || key === 'NO_COLOR' || key === 'FORCE_COLOR') continue
     env[key] = value
   }
   const nodeOptions = (env.NODE_OPTIONS ?? '')
@@ -249,6 +250,63 @@ export async function until<T>(what: string, probe: () => Promise<T | undefined>
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${lastError === null ? '' : ` (last error: ${String(lastError)})`}`)
     await sleep(everyMs)
   }
+}
+
+/** Runs the jobs a few at a time: each CLI child is a whole Node process, and the machine has two cores. */
+export async function inBatches<T>(jobs: readonly (() => Promise<T>)[], size = 4): Promise<T[]> {
+  const out: T[] = []
+  for (let i = 0; i < jobs.length; i += size) out.push(...(await Promise.all(jobs.slice(i, i + size).map((job) => job()))))
+  return out
+}
+
+/** A shell word for `sh -c`: single-quoted. */
+function shellQuote(word: string): string {
+  return `'${word.replace(/'/g, `'\\''`)}'`
+}
+
+/**
+ * Runs `canary-proxy ...args` with its stdout on a terminal: util-linux
+ * `script` gives it a pseudo-terminal (Debian's bsdutils, always installed),
+ * as a person's shell would; `prefix` goes before it (e.g. `timeout -s INT 3`).
+ * Returns what the terminal showed (CR LF line ends).
+ */
+export function runInTty(t: Test, args: readonly string[], options: RunOptions & { readonly prefix?: readonly string[] } = {}): Promise<CliResult> {
+  assertBuilt()
+  const command = [...(options.prefix ?? []), process.execPath, CLI, ...args].map(shellQuote).join(' ')
+  const env = cliEnv({ TERM: 'xterm-256color', ...options.env })
+  const child = spawn('script', ['-qec', command, '/dev/null'], { cwd: options.cwd ?? REPO, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+  const timeoutMs = options.timeoutMs ?? 30_000
+  return new Promise<CliResult>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL')
+      reject(new Error(`script ${command} did not exit within ${timeoutMs}ms\n${stdout}`))
+    }, timeoutMs)
+    t.teardown(() => {
+      clearTimeout(timer)
+      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL')
+    })
+    child.once('error', reject)
+    child.once('close', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal, stdout, stderr })
+    })
+  })
+}
+
+/** ANSI escape sequences (colours, cursor moves). */
+// eslint-disable-next-line no-control-regex -- the escape character is what is looked for
+export const ANSI = /\u001b\[[0-9;?]*[A-Za-z]/g
+
+/** The lines of `text` wider than `width` columns once escape sequences are taken out. */
+export function linesWiderThan(text: string, width: number): string[] {
+  return text
+    .replace(ANSI, '')
+    .split(/\r?\n/)
+    .filter((l) => [...l].length > width)
 }
 
 /** The problem lines `validate` and `serve` print on stderr, without the "N problems" / "not starting" summary. */

@@ -13,7 +13,7 @@ export interface RawResponse {
 /**
  * One client connection that writes bytes exactly as given and parses the
  * responses that come back, interim (1xx) ones included, one at a time.
- * Bodies are framed by Content-Length, chunked encoding, or the close.
+ * Bodies are framed by Content-Length, chunked encoding, or the close (none for 1xx, 204, 304).
  */
 export class RawConnection {
   readonly #socket: Socket
@@ -108,7 +108,8 @@ export class RawConnection {
     }
     let offset = headEnd + 4
     let body: Buffer
-    if (status < 200) {
+    // RFC 9112 §6.3: 1xx, 204 and 304 end with their head, whatever Content-Length says.
+    if (status < 200 || status === 204 || status === 304) {
       body = Buffer.alloc(0)
     } else if (headers['transfer-encoding']?.some((v) => /chunked/i.test(v)) === true) {
       const parts: Buffer[] = []

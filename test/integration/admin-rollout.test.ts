@@ -5,6 +5,7 @@ import type { Test } from 'tap'
 import { request } from 'undici'
 import { admin, startApp } from '../helpers/app.js'
 import { FakeClock } from '../helpers/fake-clock.js'
+import { stickyKey } from '../helpers/sticky-keys.js'
 import { startUpstream, type TestUpstream } from '../helpers/upstreams.js'
 
 type Json = Record<string, unknown>
@@ -274,7 +275,12 @@ t.test('events: one per transition and admin action, newest last, same lines in 
   const clock = new FakeClock()
   const { adminUrl, proxyUrl, dir } = await startApp(
     t,
-    { upstreams: { stable: stable.url, canary: canary.url }, rollout: { autoStart: false, steps: [10, 50], stepDuration: '2s', bake: '2s' }, analysis: { minRequests: 1, interval: '1s', window: '30s' } },
+    {
+      upstreams: { stable: stable.url, canary: canary.url },
+      routing: { stickyHeader: 'x-user-id' },
+      rollout: { autoStart: false, steps: [10, 50], stepDuration: '2s', bake: '2s' },
+      analysis: { minRequests: 1, interval: '1s', window: '30s' },
+    },
     { clock },
   )
   t.same(await events(adminUrl), [], 'no events before any action')
@@ -288,9 +294,9 @@ t.test('events: one per transition and admin action, newest last, same lines in 
   // Refused and invalid calls are not transitions.
   t.equal((await admin(adminUrl, 'POST', '/api/v1/rollout/resume')).status, 409)
   t.equal((await admin(adminUrl, 'PUT', '/api/v1/weight', { weight: 'x' })).status, 400)
-  // Traffic on both sides, then ticks past the step: the analysis advances on its own.
-  await send(proxyUrl, 3, { 'x-canary': 'always' })
-  await send(proxyUrl, 3, { 'x-canary': 'never' })
+  // Traffic on both sides (sticky keys: override requests never reach the gate), then ticks past the step: the analysis advances on its own.
+  t.same(await send(proxyUrl, 3, { 'x-user-id': stickyKey('canary', 12.5) }), Array(3).fill('canary'))
+  t.same(await send(proxyUrl, 3, { 'x-user-id': stickyKey('stable', 12.5) }), Array(3).fill('stable'))
   clock.advance(3000)
   t.equal((await status(adminUrl)).weight, 50, 'the analysis advanced to the next step')
   t.equal((await admin(adminUrl, 'POST', '/api/v1/rollout/abort', { reason: 'enough' })).status, 200)
@@ -353,10 +359,15 @@ t.test('rolled_back: the canary stays in the slot, reachable with x-canary: alwa
   const clock = new FakeClock()
   const { adminUrl, proxyUrl } = await startApp(
     t,
-    { upstreams: { stable: stable.url, canary: canary.url }, rollout: { autoStart: true, steps: [20, 100] }, analysis: { interval: '1s', minRequests: 10, maxErrorRate: 0.01 } },
+    {
+      upstreams: { stable: stable.url, canary: canary.url },
+      routing: { stickyHeader: 'x-user-id' },
+      rollout: { autoStart: true, steps: [20, 100] },
+      analysis: { interval: '1s', minRequests: 10, maxErrorRate: 0.01 },
+    },
     { clock },
   )
-  for (let i = 0; i < 15; i++) await send(proxyUrl, 1, { 'x-canary': 'always' })
+  for (let i = 0; i < 15; i++) await send(proxyUrl, 1, { 'x-user-id': stickyKey('canary', 20) })
   clock.advance(1000)
   const s = await status(adminUrl)
   t.equal(s.phase, 'rolled_back')

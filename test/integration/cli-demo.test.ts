@@ -1,13 +1,13 @@
 /**
- * `canary-proxy demo` (a whole rollout with its own upstreams and traffic, on
- * the ports asked for) and the usage text: help, version, unknown commands.
+ * `canary-proxy demo` on the ports asked for, stopped by --duration: the URLs,
+ * live progress, traffic to both sides, a closing summary; a port in use;
+ * colour on a terminal only. A whole healthy rollout to the end:
+ * cli-demo-success.test.ts; the faulty demo and --keep: cli-demo-faulty.test.ts.
  */
-import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { join } from 'node:path'
 import t from 'tap'
 import { admin } from '../helpers/app.js'
-import { REPO, exitWithin, freePort, runCli, spawnCli, until } from '../helpers/cli.js'
+import { ANSI, exitWithin, freePort, linesWiderThan, runCli, runInTty, spawnCli, until } from '../helpers/cli.js'
 
 interface Status {
   phase: string
@@ -22,12 +22,14 @@ async function status(adminUrl: string): Promise<Status> {
   return r.json as unknown as Status
 }
 
+const PROGRESS = /^\s*\d+s\s+(idle|progressing|paused|baking|succeeded|rolled_back|aborted)\s+[\d.]+%/
+
 t.test('demo --duration: prints the URLs and progress, runs a rollout on the given ports, ends by itself with exit 0', async (t) => {
   const [port, adminPort] = [await freePort(), await freePort()]
   const proxyUrl = `http://127.0.0.1:${port}`
   const adminUrl = `http://127.0.0.1:${adminPort}`
   const demo = spawnCli(t, ['demo', '--port', String(port), '--admin-port', String(adminPort), '--duration', '8s'])
-  await demo.waitForLine(/^\s+admin\s+http:/)
+  await demo.waitForLine(/^\s+admin\s+http:/, 60_000)
   t.match(demo.stdoutText(), new RegExp(`^\\s+proxy\\s+${proxyUrl}`, 'm'), 'the proxy URL')
   t.match(demo.stdoutText(), new RegExp(`^\\s+admin\\s+${adminUrl}`, 'm'), 'the admin URL')
 
@@ -48,36 +50,12 @@ t.test('demo --duration: prints the URLs and progress, runs a rollout on the giv
   const exit = await exitWithin(demo, 30_000)
   t.equal(exit.code, 0, `exit 0 (stderr: ${demo.stderrText()})`)
   const out = demo.stdoutText()
-  const progress = out.split('\n').filter((l) => /^\s*\d+s\s+(idle|progressing|paused|baking|succeeded|rolled_back|aborted)\s+[\d.]+%/.test(l))
+  const progress = out.split('\n').filter((l) => PROGRESS.test(l))
   t.ok(progress.length >= 3, `progress lines (${progress.length})`)
   t.match(out, />> start: idle 0% -> progressing 5%/, 'the start event')
   t.match(out, /^demo over: phase \w+/m, 'a closing line')
+  t.match(out, /^\s+what happened\s+stopped by --duration after \d+s, before the rollout ended/m, 'says it was cut short')
   await t.rejects(fetch(`${adminUrl}/healthz`), 'the admin port is released')
-})
-
-t.test('demo --faulty: the canary starts failing and the rollout is rolled back', async (t) => {
-  const [port, adminPort] = [await freePort(), await freePort()]
-  const adminUrl = `http://127.0.0.1:${adminPort}`
-  const demo = spawnCli(t, ['demo', '--faulty', '--port', String(port), '--admin-port', String(adminPort), '--duration', '28s'])
-  await demo.waitForLine(/--faulty/)
-  const rolledBack = await until(
-    'the faulty demo to roll back',
-    async () => {
-      const s = await status(adminUrl)
-      return s.phase === 'rolled_back' ? s : undefined
-    },
-    25_000,
-    250,
-  )
-  t.equal(rolledBack.weight, 0, 'weight 0 after the rollback')
-  await demo.waitForLine(/>> rollback: |rolled_back/, 5_000)
-  t.match(demo.stdoutText(), />> advance: progressing 5% -> progressing 25%/, 'the canary passed the first step')
-  t.match(demo.stdoutText(), />> rollback: progressing (25|50)% -> rolled_back 0%/, 'and failed mid-rollout, past the first step')
-  // Ctrl-C ends it early, as a person would.
-  demo.process.kill('SIGINT')
-  const exit = await exitWithin(demo, 15_000)
-  t.equal(exit.code, 0)
-  t.match(demo.stdoutText(), /^demo over: phase rolled_back \(.+\)$/m, 'ends saying why')
 })
 
 t.test('demo: a port already in use is a clear error, exit 1', async (t) => {
@@ -90,40 +68,13 @@ t.test('demo: a port already in use is a clear error, exit 1', async (t) => {
   t.match(r.stderr, /address already in use \(try --port N --admin-port N\)/)
 })
 
-t.test('help, version, unknown commands and options', async (t) => {
-  const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }
-  const [help, dashHelp, commandHelp, version, unknown, badOption, badPort] = await Promise.all([
-    runCli(t, ['help']),
-    runCli(t, ['--help']),
-    runCli(t, ['status', '--help']),
-    runCli(t, ['--version']),
-    runCli(t, ['deploy']),
-    runCli(t, ['status', '--bogus']),
-    runCli(t, ['demo', '--port', 'http']),
-  ])
-  t.equal(help.code, 0)
-  t.match(help.stdout, /^Usage: canary-proxy <command> \[options\]/m)
-  // Every command of the SPEC is in the usage.
-  for (const command of ['serve', 'validate', 'status', 'start', 'set-weight', 'pause', 'resume', 'promote', 'abort', 'wait', 'demo']) {
-    t.match(help.stdout, new RegExp(`^\\s+(\\S+ \\| )*${command}\\b`, 'm'), `usage lists ${command}`)
-  }
-  for (const option of ['--admin URL', '--token T', '--json', '--config FILE', '--canary URL', '--timeout', '--faulty', '--port N', '--admin-port N']) {
-    t.match(help.stdout, option, `usage mentions ${option}`)
-  }
-  for (const env of ['CANARY_PROXY_CONFIG', 'CANARY_PROXY_ADMIN', 'CANARY_PROXY_ADMIN_TOKEN']) t.match(help.stdout, env)
-  t.equal(dashHelp.code, 0)
-  t.equal(dashHelp.stdout, help.stdout)
-  t.equal(commandHelp.code, 0)
-  t.match(commandHelp.stdout, /^Usage: canary-proxy/m)
-  t.equal(version.code, 0)
-  t.equal(version.stdout.trim(), pkg.version)
-
-  t.not(unknown.code, 0, 'an unknown command fails')
-  t.equal(unknown.stdout, '')
-  t.match(unknown.stderr, /unknown command "deploy"/)
-  t.match(unknown.stderr, /^Usage: canary-proxy <command> \[options\]/m, 'and prints the usage')
-  t.not(badOption.code, 0, 'an unknown option fails')
-  t.match(badOption.stderr, /status: .*--bogus/)
-  t.not(badPort.code, 0)
-  t.match(badPort.stderr, /--port must be a port number 0\.\.65535 \(got "http"\)/)
+t.test('demo on a terminal: coloured, unless NO_COLOR', async (t) => {
+  const ports = [await freePort(), await freePort(), await freePort(), await freePort()]
+  const args = (i: number): string[] => ['demo', '--port', String(ports[i]), '--admin-port', String(ports[i + 1]), '--duration', '3s']
+  const [coloured, plain] = await Promise.all([runInTty(t, args(0)), runInTty(t, args(2), { env: { NO_COLOR: '1' } })])
+  t.match(coloured.stdout, /demo over: phase/, coloured.stdout)
+  t.match(coloured.stdout, ANSI, 'colour on a terminal')
+  t.same(linesWiderThan(coloured.stdout, 100), [], 'colour codes aside, every line fits 100 columns')
+  t.match(plain.stdout, /demo over: phase/, plain.stdout)
+  t.notMatch(plain.stdout, ANSI, 'NO_COLOR: none')
 })

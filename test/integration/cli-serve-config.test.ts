@@ -6,7 +6,7 @@
 import { createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import t from 'tap'
-import { problemLines, runCli, serve, tempDir, writeConfig } from '../helpers/cli.js'
+import { REPO, problemLines, runCli, serve, tempDir, writeConfig } from '../helpers/cli.js'
 
 const VALID = `listen: { host: 127.0.0.1, port: 18080 }
 admin: { host: 127.0.0.1, port: 19901 }
@@ -69,6 +69,22 @@ t.test('serve: --config wins over CANARY_PROXY_CONFIG; the default file is confi
   const defaulted = await runCli(t, ['serve'], { cwd: dir })
   t.equal(defaulted.code, 1)
   t.match(defaulted.stderr, /config\/canary-proxy\.yaml: file not found/)
+})
+
+t.test('serve: with no config in the working directory (an installed package), it names the example config and how to copy it', async (t) => {
+  const dir = await tempDir()
+  const example = join(REPO, 'config', 'canary-proxy.yaml')
+  const r = await runCli(t, ['serve'], { cwd: dir })
+  t.equal(r.code, 1)
+  t.match(r.stderr, `no --config given, and config/canary-proxy.yaml: file not found in ${dir}`)
+  t.match(r.stderr, `the example config (every key, commented) is ${example}`, 'the package\'s own example, by its path')
+  t.match(r.stderr, `mkdir -p config && cp ${example} config/canary-proxy.yaml`, 'how to copy it')
+  t.match(r.stderr, /or pass --config FILE \(or set CANARY_PROXY_CONFIG\)/)
+  t.notMatch(r.stderr, /\n\s+at /, 'no stack trace')
+
+  // The copy it names is a config that serve takes.
+  const copied = await runCli(t, ['validate', '--config', example])
+  t.equal(copied.code, 0, copied.stderr)
 })
 
 t.test('serve: a port already in use is a one-line error and exit 1', async (t) => {

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path'
 import t from 'tap'
-import { problemLines, runCli, tempDir, writeConfig, type Env } from '../helpers/cli.js'
+import { inBatches, problemLines, runCli, tempDir, writeConfig, type Env } from '../helpers/cli.js'
 
 const VALID = `listen: { host: 127.0.0.1, port: 18080 }
 admin: { host: 127.0.0.1, port: 19901 }
@@ -20,12 +20,6 @@ analysis:
   interval: 1s
   window: 30s
 `
-
-async function inBatches<T>(jobs: readonly (() => Promise<T>)[], size: number): Promise<T[]> {
-  const out: T[] = []
-  for (let i = 0; i < jobs.length; i += size) out.push(...(await Promise.all(jobs.slice(i, i + size).map((job) => job()))))
-  return out
-}
 
 interface BadCase {
   readonly name: string

@@ -1,9 +1,14 @@
 /**
- * The dashboard (GET /) in a real headless Chromium: it shows the live status
- * and events, and its controls drive the admin API (with and without a token).
+ * The dashboard (GET /) in a real headless Chromium (Debian's): it follows the
+ * live stream (and polls when the stream is unavailable), draws the charts,
+ * offers only the actions that apply, marks the failed step and keeps the
+ * figures of the last decision, and its controls drive the admin API (with and
+ * without a token).
  *
  * Needs the Debian package `chromium` (/usr/bin/chromium); without it this file
- * fails, it does not skip. Set CANARY_PROXY_SCREENSHOT_DIR to keep a screenshot.
+ * fails, it does not skip. A failing test leaves a screenshot in
+ * .tap/screenshots/ (or CANARY_PROXY_SCREENSHOT_DIR, where the first test also
+ * keeps one when it passes).
  */
 import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
@@ -12,10 +17,14 @@ import { chromium, type Browser, type Page } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { admin, startApp } from '../helpers/app.js'
+import { stickyKey } from '../helpers/sticky-keys.js'
+import { REPO } from '../helpers/cli.js'
 import { startUpstream } from '../helpers/upstreams.js'
 
 const CHROMIUM = '/usr/bin/chromium'
+// Playwright launches it with a fresh temporary --user-data-dir of its own (and refuses one here), removed on close.
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+const SCREENSHOTS = process.env.CANARY_PROXY_SCREENSHOT_DIR || join(REPO, '.tap', 'screenshots')
 const MISSING = `${CHROMIUM} is missing: install the Debian package chromium (apt-get install -y chromium); this test drives a real browser and does not skip`
 /** Every wait is for a DOM state; this only bounds how long a broken page takes to fail. */
 const WAIT_MS = 10_000
@@ -43,11 +52,26 @@ t.teardown(async () => {
   await browser?.close()
 })
 
-/** A fresh context (empty sessionStorage) and page at the dashboard; `problems` collects script errors and CSP violations. */
-async function openDashboard(t: Test, adminUrl: string): Promise<{ page: Page; problems: string[] }> {
+/**
+ * A fresh context (empty sessionStorage) and page at the dashboard; `problems`
+ * collects script errors and CSP violations. When the test fails, the page is
+ * kept as a screenshot first.
+ */
+async function openDashboard(t: Test, adminUrl: string, before?: (page: Page) => Promise<void>): Promise<{ page: Page; problems: string[] }> {
   const context = await (await getBrowser()).newContext({ viewport: { width: 1100, height: 1400 } })
-  t.teardown(() => context.close())
   const page = await context.newPage()
+  t.teardown(async () => {
+    if (!t.passing()) {
+      await mkdir(SCREENSHOTS, { recursive: true })
+      const file = join(SCREENSHOTS, `${t.name.replace(/[^A-Za-z0-9]+/g, '-').slice(0, 80)}.png`)
+      await page.screenshot({ path: file, fullPage: true }).then(
+        () => t.comment(`screenshot of the failing page: ${file}`),
+        (error: unknown) => t.comment(`no screenshot: ${String(error)}`),
+      )
+    }
+    await context.close()
+  })
+  if (before) await before(page)
   page.setDefaultTimeout(WAIT_MS)
   const problems: string[] = []
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
@@ -101,6 +125,26 @@ async function waitNewestEvent(page: Page, action: string): Promise<void> {
   }
 }
 
+/** Which of the action buttons the page offers now (enabled), by id. */
+async function offered(page: Page): Promise<string[]> {
+  const ids = ['btn-pause', 'btn-resume', 'btn-promote', 'btn-abort', 'btn-set-weight', 'btn-start']
+  const on: string[] = []
+  for (const id of ids) if (await page.isEnabled(`#${id}`)) on.push(id.slice(4))
+  return on
+}
+
+/** Waits until the page offers exactly these actions. */
+async function waitOffered(page: Page, want: string[]): Promise<void> {
+  const selector = ['pause', 'resume', 'promote', 'abort', 'set-weight', 'start']
+    .map((a) => `#btn-${a}${want.includes(a) ? ':enabled' : ':disabled'}`)
+    .join(', ')
+  try {
+    await page.waitForFunction(`document.querySelectorAll(${JSON.stringify(selector)}).length === 6`, undefined, { timeout: WAIT_MS })
+  } catch {
+    throw new Error(`waited for the actions ${JSON.stringify(want)}, page offers ${JSON.stringify(await offered(page))}`)
+  }
+}
+
 async function status(adminUrl: string): Promise<StatusJson> {
   const res = await admin(adminUrl, 'GET', '/api/v1/status')
   return res.json as unknown as StatusJson
@@ -123,6 +167,8 @@ t.test('dashboard shows the rollout and drives it', async (t) => {
     upstreams: { stable: stable.url, canary: canary.url },
     rollout: { steps: [5, 25, 50, 100], stepDuration: '10m', bake: '10m', autoStart: true },
     analysis: { interval: '100ms', minRequests: 1000 },
+    // A sticky key steers to canary through the gate's figures (an override header would be counted apart).
+    routing: { stickyHeader: 'x-user-id' },
   })
   const { page, problems } = await openDashboard(t, adminUrl)
 
@@ -140,12 +186,31 @@ t.test('dashboard shows the rollout and drives it', async (t) => {
     t.ok(await page.isHidden('#ended'), 'no end reason while under way')
     await waitNewestEvent(page, 'start')
     t.match((await eventRows(page))[0]?.text ?? '', /auto.*start.*idle 0%.*progressing 5%/, 'the auto start is listed')
+    t.equal(await page.getAttribute('#conn', 'data-state'), 'live', 'following the stream')
+    t.equal(await page.getAttribute('#steps li:nth-child(1)', 'aria-current'), 'step', 'the current step is marked')
+  })
+
+  await t.test('only the actions that apply are offered, and the others say why', async (t) => {
+    await waitOffered(page, ['pause', 'promote', 'abort', 'set-weight'])
+    t.equal(await page.getAttribute('#btn-resume', 'title'), 'Resume: nothing is paused')
+    t.equal(await page.getAttribute('#btn-start', 'title'), 'Start: a rollout is under way')
+    await waitMatch(page, 'actions-hint', /^Not available now: Resume: nothing is paused; Start: a rollout is under way\.$/)
+  })
+
+  await t.test('four charts of the last minutes, their figures in words', async (t) => {
+    for (const id of ['chart-weight', 'chart-rate', 'chart-errors', 'chart-p99']) {
+      await page.locator(`#${id} .uplot canvas`).first().waitFor({ state: 'attached' })
+      t.pass(`${id} is drawn`)
+    }
+    await waitMatch(page, 'cap-weight', /^Canary weight: now 5%$/)
+    t.equal(await page.getAttribute('#chart-weight', 'role'), 'img')
+    t.equal(await page.getAttribute('#chart-weight', 'aria-labelledby'), 'cap-weight', 'each chart is named by its figures')
   })
 
   await t.test('request counts follow the traffic', async (t) => {
     const send = async (path: string, headers: Record<string, string> = {}): Promise<void> => (await request(`${proxyUrl}${path}`, { headers })).body.dump()
     await Promise.all(Array.from({ length: 30 }, (_, i) => send(`/p${i}`)))
-    await Promise.all(Array.from({ length: 10 }, (_, i) => send(`/c${i}`, { 'x-canary': 'always' })))
+    await Promise.all(Array.from({ length: 10 }, (_, i) => send(`/c${i}`, { 'x-user-id': stickyKey('canary', 5) })))
     const s = await status(adminUrl)
     t.equal(s.stable.requests + (s.canary?.requests ?? 0), 40, 'the API counted all 40')
     t.ok((s.canary?.requests ?? 0) >= 10, 'canary served at least the forced 10')
@@ -158,6 +223,11 @@ t.test('dashboard shows the rollout and drives it', async (t) => {
     // With too little canary traffic for a verdict the gate says so.
     await waitText(page, 'decision-verdict', 'insufficient')
     t.not(await textOf(page, 'decision-reason'), '', 'the decision gives its reason')
+    const check = page.locator('#checks tr[data-check="minRequests"]')
+    await check.filter({ hasText: '1,000' }).waitFor({ state: 'attached' })
+    t.equal(await check.getAttribute('data-verdict'), 'insufficient', 'the check table names the check and its verdict')
+    t.match(await check.textContent(), /^minRequests\d+1,000\d+insufficient$/, 'check, observed, threshold, n, verdict')
+    await waitMatch(page, 'cap-rate', /^Requests per second: stable \d+\.\d\/s, canary \d+\.\d\/s$/)
   })
 
   await t.test('set weight 25 pauses there', async (t) => {
@@ -172,6 +242,7 @@ t.test('dashboard shows the rollout and drives it', async (t) => {
     t.equal(s.weight, 25)
     await waitNewestEvent(page, 'set-weight')
     t.match((await eventRows(page))[0]?.text, /admin.*set-weight.*progressing 5%.*paused 25%/)
+    await waitOffered(page, ['resume', 'promote', 'abort', 'set-weight'])
   })
 
   await t.test('a refused weight shows the API message and changes nothing', async (t) => {
@@ -224,6 +295,10 @@ t.test('dashboard shows the rollout and drives it', async (t) => {
     t.equal(s.reason, reason)
     await waitNewestEvent(page, 'abort')
     t.match((await eventRows(page))[0]?.text, /abort.*progressing 25%.*aborted 0%/)
+    await waitOffered(page, ['set-weight', 'start'])
+    t.equal(await page.getAttribute('#btn-promote', 'title'), 'Promote: the canary was aborted: start it again first')
+    await waitText(page, 'failed-step', 'Aborted at step 2 of 4 (25%)')
+    t.equal(await page.getAttribute('#steps li:nth-child(2)', 'class'), 'stopped', 'the ladder marks where it stopped')
   })
 
   await t.test('start a new rollout from the form', async (t) => {
@@ -278,8 +353,11 @@ t.test('with admin.token the controls need it', async (t) => {
   const { page, problems } = await openDashboard(t, adminUrl)
   await waitText(page, 'phase', 'progressing')
 
+  t.ok(await page.isHidden('#token'), 'no token field until a call needs one')
   await page.click('#btn-pause')
   await waitMatch(page, 'message', /^Pause failed \(HTTP 401\): missing bearer token/)
+  t.ok(await page.isVisible('#token'), 'a 401 shows the token field')
+  t.equal(await page.evaluate<string | undefined>('document.activeElement?.id'), 'token', 'and puts the focus there')
   t.equal(await page.getAttribute('#message', 'role'), 'alert', 'errors are announced')
   t.equal((await status(adminUrl)).phase, 'progressing', 'without the token nothing changed')
   t.equal(await textOf(page, 'phase'), 'progressing')
@@ -319,5 +397,150 @@ t.test('with admin.token the controls need it', async (t) => {
   const s = await status(adminUrl)
   t.equal(s.phase, 'succeeded')
   t.equal(s.canary, null)
+  await waitOffered(page, [])
+  await page.fill('#start-canary', 'http://127.0.0.1:1')
+  await waitOffered(page, ['start'])
+  t.notOk(page.url().includes('sekret'), 'the token is never in the URL')
   t.same(problems, [], 'no script errors or CSP violations in the page')
+})
+
+t.test('live: a change made elsewhere shows without a reload, and a click changes the phase', async (t) => {
+  if (!existsSync(CHROMIUM)) {
+    t.fail(MISSING)
+    return
+  }
+  const stable = await startUpstream(t, 'stable')
+  const canary = await startUpstream(t, 'canary')
+  const { adminUrl } = await startApp(t, {
+    upstreams: { stable: stable.url, canary: canary.url },
+    rollout: { steps: [5, 25, 50, 100], stepDuration: '10m', autoStart: true },
+    analysis: { interval: '100ms', minRequests: 1000 },
+  })
+  const { page, problems } = await openDashboard(t, adminUrl)
+  await waitText(page, 'phase', 'progressing')
+  // A reload would lose this (a new document) but keep sessionStorage: the page's own window marks it.
+  await page.evaluate('window.testMarker = "this document"')
+
+  t.equal((await admin(adminUrl, 'POST', '/api/v1/rollout/pause')).status, 200, 'paused from outside (the CLI, a script)')
+  await waitText(page, 'phase', 'paused')
+  await waitNewestEvent(page, 'pause')
+  await waitOffered(page, ['resume', 'promote', 'abort', 'set-weight'])
+  t.equal((await admin(adminUrl, 'PUT', '/api/v1/weight', { weight: 50 })).status, 200)
+  await waitText(page, 'weight', '50%')
+  await waitText(page, 'step', '3 of 4 (50%)')
+  await waitMatch(page, 'cap-weight', /now 50%/)
+
+  // From the keyboard alone: the weight form submits on Enter.
+  await page.focus('#weight-input')
+  await page.keyboard.type('60')
+  await page.keyboard.press('Enter')
+  await waitText(page, 'weight', '60%')
+  t.equal((await status(adminUrl)).weight, 60, 'set from the keyboard')
+  t.same(await page.evaluate<string[]>("[...document.querySelectorAll('input')].filter((e) => e.labels.length === 0).map((e) => e.id)"), [], 'every input has a label')
+
+  await page.click('#btn-resume')
+  await waitText(page, 'phase', 'progressing')
+  t.equal((await status(adminUrl)).phase, 'progressing', 'the click resumed the rollout')
+  await page.click('#btn-pause')
+  await waitText(page, 'phase', 'paused')
+  t.equal((await status(adminUrl)).phase, 'paused', 'the click paused it')
+  await waitNewestEvent(page, 'pause')
+  t.same((await eventRows(page)).map((r) => r.action), ['pause', 'resume', 'set-weight', 'set-weight', 'pause', 'start'])
+
+  t.equal(await page.evaluate<string | undefined>('window.testMarker'), 'this document', 'never reloaded')
+  t.same(problems, [], 'no script errors or CSP violations in the page')
+})
+
+t.test('a rollback marks the failed step and keeps the figures of the decision after the window empties', async (t) => {
+  if (!existsSync(CHROMIUM)) {
+    t.fail(MISSING)
+    return
+  }
+  const stable = await startUpstream(t, 'stable')
+  const canary = await startUpstream(t, 'canary', { status: 500 })
+  // A short window, so the live figures empty within the test.
+  const { proxyUrl, adminUrl } = await startApp(t, {
+    upstreams: { stable: stable.url, canary: canary.url },
+    rollout: { steps: [5, 25, 50, 100], stepDuration: '10m', autoStart: true },
+    analysis: { interval: '100ms', window: '2s', minRequests: 20, maxErrorRate: 0.01 },
+  })
+  const { page, problems } = await openDashboard(t, adminUrl)
+  await waitText(page, 'phase', 'progressing')
+  await waitText(page, 'decision-verdict', 'insufficient')
+  t.equal((await admin(adminUrl, 'PUT', '/api/v1/weight', { weight: 50 })).status, 200)
+  await waitText(page, 'step', '3 of 4 (50%)')
+
+  // Half the traffic goes to the failing canary until it is rolled back.
+  for (let batch = 0; batch < 20 && (await status(adminUrl)).phase !== 'rolled_back'; batch++) {
+    await Promise.all(Array.from({ length: 10 }, async (_, i) => (await request(`${proxyUrl}/r${batch}-${i}`)).body.dump()))
+  }
+  const s = await status(adminUrl)
+  t.equal(s.phase, 'rolled_back', 'the canary was rolled back')
+  await waitText(page, 'phase', 'rolled_back')
+  await waitText(page, 'failed-step', 'Failed at step 3 of 4 (50%)')
+  const failed = page.locator('#steps li.failed')
+  t.equal(await failed.count(), 1, 'one step is marked failed')
+  t.equal(await failed.textContent(), '✕50% (failed here)')
+  t.equal(await page.getAttribute('#steps li:nth-child(3)', 'class'), 'failed', 'the 50% step')
+  await waitOffered(page, ['set-weight', 'start'])
+
+  const check = page.locator('#checks tr[data-check="maxErrorRate"]')
+  await check.waitFor({ state: 'attached' })
+  t.equal(await check.getAttribute('data-verdict'), 'fail', 'the failing check is named')
+  t.match(await check.textContent(), /^maxErrorRate100\.00 %1\.00 %\d+fail$/, 'observed 100%, threshold 1%')
+  await waitMatch(page, 'cap-errors', /canary 100\.00 % · max 1\.00 %$/)
+
+  // The evidence, beside the live window: the live canary figures empty, the decision's stay.
+  await waitText(page, 'then-canary-error-rate', '100.00 %')
+  const thenRequests = Number((await textOf(page, 'then-canary-requests')).replace(/,/g, ''))
+  // The window of the first status after the decision (the stream sends it at once; a loaded host may have let a slot expire since).
+  t.ok(thenRequests > 0, `the canary requests of the window at the decision (${thenRequests})`)
+  await waitText(page, 'canary-requests', '0')
+  t.equal(await textOf(page, 'canary-error-rate'), '0.00 %', 'the live window has emptied')
+  t.equal(await textOf(page, 'then-canary-error-rate'), '100.00 %', 'the figures at the decision are kept')
+  t.equal(await textOf(page, 'then-canary-errors'), String(thenRequests), 'every canary request had failed')
+  t.match(await textOf(page, 'then-note'), /^Figures of the window at the last decision \(\d\d:\d\d:\d\d, fail\)/)
+
+  // A reload of the tab keeps them too.
+  await page.reload()
+  await waitText(page, 'phase', 'rolled_back')
+  await waitText(page, 'then-canary-error-rate', '100.00 %')
+  await waitText(page, 'failed-step', 'Failed at step 3 of 4 (50%)')
+  t.same(problems, [], 'no script errors or CSP violations in the page')
+})
+
+t.test('without the stream the page polls the status, and goes back to the stream when it is there again', async (t) => {
+  if (!existsSync(CHROMIUM)) {
+    t.fail(MISSING)
+    return
+  }
+  const stable = await startUpstream(t, 'stable')
+  const canary = await startUpstream(t, 'canary')
+  const { adminUrl } = await startApp(t, {
+    upstreams: { stable: stable.url, canary: canary.url },
+    rollout: { stepDuration: '10m', autoStart: true },
+    analysis: { interval: '100ms', minRequests: 1000 },
+  })
+  let refused = 0
+  const { page } = await openDashboard(t, adminUrl, async (page) => {
+    // As a proxy in front of the admin API that does not pass event streams would.
+    await page.route('**/api/v1/stream*', async (route) => {
+      refused++
+      await route.fulfill({ status: 502, contentType: 'text/plain', body: 'no streams here' })
+    })
+  })
+  await waitText(page, 'phase', 'progressing')
+  await page.locator('#conn[data-state="polling"]').waitFor({ state: 'attached' })
+  t.ok(refused >= 1, 'the page asked for the stream first')
+  t.equal((await admin(adminUrl, 'POST', '/api/v1/rollout/pause')).status, 200)
+  await waitText(page, 'phase', 'paused')
+  await waitNewestEvent(page, 'pause')
+  t.pass('polling follows a change made elsewhere')
+
+  await page.unroute('**/api/v1/stream*')
+  await page.locator('#conn[data-state="live"]').waitFor({ state: 'attached' })
+  t.equal((await admin(adminUrl, 'POST', '/api/v1/rollout/resume')).status, 200)
+  await waitText(page, 'phase', 'progressing')
+  await waitNewestEvent(page, 'resume')
+  t.same((await eventRows(page)).map((r) => r.action), ['resume', 'pause', 'start'], 'the stream replays the events: none twice, none missed')
 })

@@ -5,6 +5,7 @@ import { Agent, request } from 'undici'
 import { admin, startApp } from '../helpers/app.js'
 import { FakeClock } from '../helpers/fake-clock.js'
 import { parseExposition, select, value, type Exposition } from '../helpers/prom-text.js'
+import { stickyKey } from '../helpers/sticky-keys.js'
 import { startUpstream } from '../helpers/upstreams.js'
 
 const PHASES = ['idle', 'progressing', 'paused', 'baking', 'succeeded', 'rolled_back', 'aborted']
@@ -20,7 +21,7 @@ const SPEC_METRICS: Record<string, { type: string; labels: string[] }> = {
   canary_proxy_rollbacks_total: { type: 'counter', labels: [] },
   canary_proxy_client_aborts_total: { type: 'counter', labels: ['upstream'] },
   canary_proxy_window_error_ratio: { type: 'gauge', labels: ['upstream'] },
-  canary_proxy_window_latency_seconds: { type: 'gauge', labels: ['quantile', 'upstream'] },
+  canary_proxy_window_latency_seconds: { type: 'summary', labels: ['quantile', 'upstream'] },
 }
 
 async function scrape(adminUrl: string): Promise<{ exposition: Exposition; contentType: string }> {
@@ -30,8 +31,14 @@ async function scrape(adminUrl: string): Promise<{ exposition: Exposition; conte
   return { exposition: parseExposition(text), contentType: String(res.headers['content-type']) }
 }
 
+/**
+ * One request to a chosen side by a sticky key (canary at any weight from 1,
+ * stable at any weight up to 50): requests routed by the override header are
+ * counted apart (canary_proxy_override_requests_total).
+ */
+const KEYS = { always: stickyKey('canary', 1), never: stickyKey('stable', 50) }
 async function get(proxyUrl: string, path: string, side: 'always' | 'never', options: { signal?: AbortSignal; dispatcher?: Agent } = {}): Promise<{ status: number; upstream: string | undefined; proxyError: string | undefined }> {
-  const res = await request(`${proxyUrl}${path}`, { headers: { 'x-canary': side }, ...options })
+  const res = await request(`${proxyUrl}${path}`, { headers: { 'x-user-id': KEYS[side] }, ...options })
   await res.body.dump()
   return { status: res.statusCode, upstream: res.headers['x-upstream'] as string | undefined, proxyError: res.headers['x-canary-proxy-error'] as string | undefined }
 }
@@ -53,7 +60,7 @@ t.test('known traffic gives the expected values for every SPEC metric', async (t
   const clock = new FakeClock()
   const { adminUrl, proxyUrl } = await startApp(
     t,
-    { upstreams: { stable: stable.url, canary: canary.url }, rollout: { autoStart: false }, analysis: { minRequests: 1000, maxErrorRate: 0.5 } },
+    { upstreams: { stable: stable.url, canary: canary.url }, routing: { stickyHeader: 'x-user-id' }, rollout: { autoStart: false }, analysis: { minRequests: 1000, maxErrorRate: 0.5 } },
     { clock },
   )
 
@@ -157,7 +164,7 @@ t.test('known traffic gives the expected values for every SPEC metric', async (t
   t.equal(value(e, 'canary_proxy_window_error_ratio', { upstream: 'stable' }), 4 / 16, 'stable: 4 errors (503) in 16; a 404 is not an error')
   t.equal(value(e, 'canary_proxy_window_error_ratio', { upstream: 'canary' }), 5 / 12, 'canary: 2 x 503 + 3 x no response in 12')
   const q = (side: string, quantile: string): number => value(e, 'canary_proxy_window_latency_seconds', { upstream: side, quantile })
-  t.same(select(e, 'canary_proxy_window_latency_seconds').map((s) => s.labels.quantile).sort(), ['0.5', '0.5', '0.99', '0.99'])
+  t.same(select(e, 'canary_proxy_window_latency_seconds').map((s) => s.labels.quantile).sort(), ['0.5', '0.5', '0.9', '0.9', '0.99', '0.99', '0.999', '0.999'])
   t.ok(q('canary', '0.5') >= 0.029 && q('canary', '0.5') < 1, `canary p50 about 30ms (${q('canary', '0.5')})`)
   t.ok(q('canary', '0.99') >= q('canary', '0.5') && q('canary', '0.99') < 1, `canary p99 >= p50 (${q('canary', '0.99')})`)
   t.ok(q('stable', '0.5') > 0 && q('stable', '0.5') < q('canary', '0.5'), `stable p50 below canary's (${q('stable', '0.5')})`)
@@ -181,7 +188,12 @@ t.test('an automatic rollback increments canary_proxy_rollbacks_total; an abort 
   const clock = new FakeClock()
   const { adminUrl, proxyUrl } = await startApp(
     t,
-    { upstreams: { stable: stable.url, canary: canary.url }, rollout: { autoStart: true, steps: [10, 100], stepDuration: '10s' }, analysis: { interval: '1s', minRequests: 10, maxErrorRate: 0.01 } },
+    {
+      upstreams: { stable: stable.url, canary: canary.url },
+      routing: { stickyHeader: 'x-user-id' },
+      rollout: { autoStart: true, steps: [10, 100], stepDuration: '10s' },
+      analysis: { interval: '1s', minRequests: 10, maxErrorRate: 0.01 },
+    },
     { clock },
   )
   let e = (await scrape(adminUrl)).exposition
@@ -218,7 +230,7 @@ t.test('an automatic rollback increments canary_proxy_rollbacks_total; an abort 
 t.test('two apps in one process keep separate registries', async (t) => {
   const stable = await startUpstream(t, 'stable')
   const canary = await startUpstream(t, 'canary')
-  const a = await startApp(t, { upstreams: { stable: stable.url, canary: canary.url }, rollout: { autoStart: false } })
+  const a = await startApp(t, { upstreams: { stable: stable.url, canary: canary.url }, routing: { stickyHeader: 'x-user-id' }, rollout: { autoStart: false } })
   const b = await startApp(t, { upstreams: { stable: stable.url, canary: canary.url }, rollout: { autoStart: false } })
   t.equal((await admin(a.adminUrl, 'PUT', '/api/v1/weight', { weight: 20 })).status, 200)
   t.equal((await admin(b.adminUrl, 'PUT', '/api/v1/weight', { weight: 70 })).status, 200)

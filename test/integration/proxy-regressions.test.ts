@@ -5,6 +5,7 @@ import { request } from 'undici'
 import type { StatusView } from '../../src/api/wire.js'
 import { admin, startApp } from '../helpers/app.js'
 import { rawRequest } from '../helpers/raw-http.js'
+import { stickyKey } from '../helpers/sticky-keys.js'
 import { startRawServer, startUpstream } from '../helpers/upstreams.js'
 
 const status = async (adminUrl: string): Promise<StatusView> => (await admin(adminUrl, 'GET', '/api/v1/status')).json as unknown as StatusView
@@ -15,12 +16,15 @@ t.test('late results from an aborted canary never reach the next canary\'s figur
   const next = await startUpstream(t, 'next')
   const { proxyUrl, adminUrl } = await startApp(t, {
     upstreams: { stable: stable.url, canary: slowBad.url },
+    // A sticky key, not the override header: override requests never reach the figures at all.
+    routing: { stickyHeader: 'x-user-id' },
     rollout: { autoStart: false, steps: [50, 100], stepDuration: '1m' },
     analysis: { minRequests: 5, maxErrorRate: 0.01 },
   })
   t.equal((await admin(adminUrl, 'POST', '/api/v1/rollout/start', {})).status, 200)
-  const inFlight = Array.from({ length: 8 }, () => request(`${proxyUrl}/x`, { headers: { 'x-canary': 'always' } }).then((r) => r.body.dump().then(() => r.statusCode)))
-  await sleep(100)
+  const inFlight = Array.from({ length: 8 }, () => request(`${proxyUrl}/x`, { headers: { 'x-user-id': stickyKey('canary', 50) } }).then((r) => r.body.dump().then(() => r.statusCode)))
+  // All eight reach the old canary (it records a request before its delay) before the abort routes new ones elsewhere.
+  while (slowBad.received.length < 8) await sleep(10)
   t.equal((await admin(adminUrl, 'POST', '/api/v1/rollout/abort', {})).status, 200)
   t.equal((await admin(adminUrl, 'POST', '/api/v1/rollout/start', { canary: next.url })).status, 200)
   t.same(await Promise.all(inFlight), new Array(8).fill(500), 'the old canary still answered its requests')

@@ -130,8 +130,9 @@ t.test('WebSocket echo through the proxy lands on the side chosen', async (t) =>
   )
   t.equal(stable.handshakes[0]?.forwardedFor, '127.0.0.1', 'X-Forwarded-For is set on the handshake')
   const metrics = await scrape(adminUrl)
-  t.equal(sample(metrics, 'canary_proxy_requests_total', { upstream: 'stable', status_class: '1xx' }), 2, 'each handshake counted once as 1xx')
+  t.equal(sample(metrics, 'canary_proxy_requests_total', { upstream: 'stable', status_class: '1xx' }), 1, 'each handshake counted once as 1xx')
   t.equal(sample(metrics, 'canary_proxy_requests_total', { upstream: 'canary', status_class: '1xx' }), 1)
+  t.equal(sample(metrics, 'canary_proxy_override_requests_total', { upstream: 'stable' }), 1, 'the x-canary: never handshake, counted apart')
   t.equal(sample(metrics, 'canary_proxy_internal_errors_total'), 0)
 })
 

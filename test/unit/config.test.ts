@@ -14,12 +14,23 @@ t.test('a minimal config gets the documented defaults', async (t) => {
   t.ok(r.ok)
   if (!r.ok) return
   const c = r.value
-  t.same(c.listen, { host: '0.0.0.0', port: 8080, drainTimeoutMs: 10_000 })
+  t.same(c.listen, { host: '0.0.0.0', port: 8080, drainTimeoutMs: 10_000, bodyTimeoutMs: 60_000, maxConnections: null, headersTimeoutMs: 20_000, requestTimeoutMs: 300_000, lingerTimeoutMs: 5000 })
   t.same([c.admin.host, c.admin.port, c.admin.tokens.size], ['127.0.0.1', 9901, 0])
   t.same(c.upstreams, { stable: 'http://127.0.0.1:9001', canary: null })
-  t.same(c.routing, { stickyHeader: null, stickyCookie: null, overrideHeader: 'x-canary', connectTimeoutMs: 2000, responseTimeoutMs: 30_000, preserveHost: true, trustForwarded: false })
-  t.same(c.rollout, { steps: [5, 25, 50, 100], stepDurationMs: 30_000, bakeMs: 60_000, autoStart: true })
-  t.same(c.analysis, { intervalMs: 1000, windowMs: 30_000, minRequests: 50, maxErrorRate: null, maxErrorRateIncrease: null, maxP99Ms: null, maxP99Ratio: null, minP99DeltaMs: 5, confidence: 0.999 })
+  t.same(c.routing, { stickyHeader: null, stickyCookie: null, overrideHeader: 'x-canary', overrideFrom: ['127.0.0.0/8', '::1/128'], connectTimeoutMs: 2000, responseTimeoutMs: 30_000, preserveHost: true, trustForwarded: false })
+  t.same(c.rollout, {
+    steps: [5, 25, 50, 100],
+    stepDurationsMs: [30_000, 30_000, 30_000, 30_000],
+    pauseSteps: [false, false, false, false],
+    progressDeadlineMs: 600_000,
+    onDeadline: 'pause',
+    stepDurationMs: 30_000,
+    bakeMs: 60_000,
+    bakeStableShare: 0,
+    autoStart: true,
+  })
+  t.same(c.analysis, { intervalMs: 1000, windowMs: 30_000, minRequests: 50, maxErrorRate: null, maxErrorRateIncrease: null, maxP99Ms: null, maxP99Ratio: null, minP99DeltaMs: 5, falseRollbackRate: 0.001, confidence: 0.999, resources: null, prometheus: null, checks: [] })
+  t.same(c.webhooks, [])
   t.same(c.state, { file: 'data/state.json', redis: null, redisKeyPrefix: 'canary-proxy' })
   t.same(c.audit, { file: 'data/audit.jsonl' })
 })
@@ -33,7 +44,7 @@ t.test('the shipped example config is valid and sets every check', async (t) => 
   t.equal(r.value.analysis.maxP99Ms, 500)
   t.equal(r.value.analysis.maxP99Ratio, 1.5)
   const text = await readFile('config/canary-proxy.yaml', 'utf8')
-  for (const key of ['listen', 'admin', 'upstreams', 'routing', 'stickyHeader', 'stickyCookie', 'overrideHeader', 'connectTimeout', 'responseTimeout', 'rollout', 'steps', 'stepDuration', 'bake', 'autoStart', 'analysis', 'interval', 'window', 'minRequests', 'maxErrorRate', 'maxErrorRateIncrease', 'maxP99', 'maxP99Ratio', 'minP99Delta', 'state', 'redis', 'audit']) {
+  for (const key of ['listen', 'admin', 'upstreams', 'routing', 'stickyHeader', 'stickyCookie', 'overrideHeader', 'overrideFrom', 'maxConnections', 'headersTimeout', 'requestTimeout', 'lingerTimeout', 'connectTimeout', 'responseTimeout', 'rollout', 'steps', 'stepDuration', 'bake', 'autoStart', 'analysis', 'interval', 'window', 'minRequests', 'maxErrorRate', 'maxErrorRateIncrease', 'maxP99', 'maxP99Ratio', 'minP99Delta', 'state', 'redis', 'audit']) {
     t.match(text, new RegExp(`\\b${key}:`), `documents ${key}`)
   }
 })
@@ -61,6 +72,11 @@ t.test('bad configs: one line per problem, named by key path', async (t) => {
     ['minRequests 0', `${ok}analysis:\n  minRequests: 0\n`, 'analysis.minRequests: must be >= 1'],
     ['window shorter than interval', `${ok}analysis:\n  interval: 5s\n  window: 1s\n`, /^analysis\.window: must be at least analysis\.interval/],
     ['bad header name', `${ok}routing:\n  stickyHeader: "x user"\n`, 'routing.stickyHeader: must be an HTTP header name such as x-user-id (got "x user")'],
+    ['override source not a CIDR', `${ok}routing:\n  overrideFrom: [10.0.0.0/8, 10.0.0.0/33, "nope"]\n`, 'routing.overrideFrom[1]: must be a CIDR such as 10.0.0.0/8 or ::1/128, or one address (got "10.0.0.0/33")'],
+    ['override source, second bad entry', `${ok}routing:\n  overrideFrom: ["::1/129", "nope"]\n`, 'routing.overrideFrom[1]: must be a CIDR such as 10.0.0.0/8 or ::1/128, or one address (got "nope")'],
+    ['maxConnections 0', `${ok}listen:\n  maxConnections: 0\n`, 'listen.maxConnections: must be >= 1'],
+    ['headers timeout longer than the request timeout', `${ok}listen:\n  headersTimeout: 1m\n  requestTimeout: 30s\n`, 'listen.headersTimeout: must be at most listen.requestTimeout (30s)'],
+    ['linger timeout 0', `${ok}listen:\n  lingerTimeout: 0s\n`, 'listen.lingerTimeout: must be greater than 0'],
     ['boolean as text', `${ok}rollout:\n  autoStart: maybe\n`, 'rollout.autoStart: must be true or false (got "maybe")'],
     ['admin on 0.0.0.0 without a token', `${ok}admin:\n  host: 0.0.0.0\n`, /^admin\.host: refusing to serve the admin API on non-loopback address 0\.0\.0\.0 without admin\.token/],
     ['same port twice', `${ok}listen:\n  port: 9000\nadmin:\n  port: 9000\n`, 'admin.port: must differ from listen.port (9000)'],
@@ -83,7 +99,7 @@ t.test('bad configs: one line per problem, named by key path', async (t) => {
 
 t.test('every problem is reported in one run', async (t) => {
   const got = lines('upstreams:\n  stable: ftp://x\nrollout:\n  steps: [5, 500]\n  bake: soon\nadmin:\n  host: 0.0.0.0\n')
-  t.same(got.map((l) => l.split(':')[0]), ['rollout.steps[1]', 'rollout.bake', 'upstreams.stable', 'admin.host'])
+  t.same(got.map((l) => l.split(':')[0]).sort(), ['admin.host', 'rollout.bake', 'rollout.steps[1]', 'upstreams.stable'])
 })
 
 t.test('${ENV} substitution', async (t) => {
@@ -130,4 +146,25 @@ t.test('a missing file is one clear problem', async (t) => {
   const r = await loadConfigFile('/nonexistent/canary.yaml', {})
   t.notOk(r.ok)
   if (!r.ok) t.same(r.error.map(renderIssue), ['(file): /nonexistent/canary.yaml: file not found'])
+})
+
+t.test('rollout.steps takes weights or step objects {weight, duration?, pause?}; progressDeadline and onDeadline', async (t) => {
+  const r = configFromObject({ upstreams: { stable: 'http://127.0.0.1:9001' }, rollout: { steps: [5, { weight: 25, duration: '2m' }, { weight: 50, pause: true }, 100], progressDeadline: '15m', onDeadline: 'rollback' } })
+  if (!r.ok) throw new Error(JSON.stringify(r.error))
+  t.same(r.value.rollout.steps, [5, 25, 50, 100])
+  t.same(r.value.rollout.stepDurationsMs, [30_000, 120_000, 30_000, 30_000])
+  t.same(r.value.rollout.pauseSteps, [false, false, true, false])
+  t.equal(r.value.rollout.progressDeadlineMs, 900_000)
+  t.equal(r.value.rollout.onDeadline, 'rollback')
+  const table: [string, string, string[]][] = [
+    ['a bad duration', '[5, {weight: 25, duration: soon}]', ['rollout.steps[1].duration: must be a duration such as 250ms, 30s or 2m (got "soon")']],
+    ['no weight', '[{duration: 2m}]', ['rollout.steps[0].weight: is required (the canary weight of this step, 0 < weight <= 100)']],
+    ['an unknown key', '[{weight: 20, wait: true}]', ['rollout.steps[0].wait: unknown key; expected one of: weight, duration, pause']],
+    ['pause not a boolean', '[{weight: 20, pause: yes please}]', ['rollout.steps[0].pause: must be true or false (got "yes please")']],
+    ['a weight over 100 in an object', '[{weight: 120}]', ['rollout.steps[0].weight: must be <= 100']],
+    ['out of order across forms', '[{weight: 50}, 25]', ['rollout.steps[1]: must be greater than the step before it (50); steps go up in order']],
+    ['neither', '[five]', ['rollout.steps[0]: must be a weight (a number, 0 < weight <= 100) or a step object {weight, duration?, pause?} (got "five")']],
+  ]
+  for (const [name, steps, expected] of table) t.same(lines(`${ok}rollout:\n  steps: ${steps}\n`), expected, name)
+  t.match(lines(`${ok}rollout:\n  onDeadline: later\n`), [/^rollout\.onDeadline: /], 'onDeadline is pause or rollback')
 })

@@ -59,6 +59,7 @@ const analysis: AnalysisConfig = {
   maxP99Ms: 500,
   maxP99Ratio: 1.5,
   minP99DeltaMs: 5,
+  falseRollbackRate: 0.01,
   confidence: 0.99,
 }
 const settings = (over: Partial<AnalysisConfig> = {}): GateSettings => ({ ...analysis, ...over })
@@ -90,10 +91,12 @@ function canary(requests: number, errors: number, latencyMs: (i: number) => numb
 }
 const stable = (requests: number, errors: number, p99Ms = 10, baseline = false): StableFigures => ({ requests, errors, p99Us: p99Ms * 1000, baseline })
 
-t.test('no verdict before minRequests canary requests, whatever they show', async (t) => {
-  const d = evaluateGate(canary(49, 49), stable(1000, 0), settings(), 1)
-  t.equal(d.verdict, 'insufficient')
-  t.match(d.reason, /49 of 50 canary requests/)
+t.test('no pass before minRequests canary requests; a proven fail needs no minimum (issue 9)', async (t) => {
+  const clean = evaluateGate(canary(49, 0), stable(1000, 0), settings(), 1)
+  t.equal(clean.verdict, 'insufficient', '49 clean requests hold')
+  t.match(clean.reason, /49 of 50 canary requests/)
+  t.equal(clean.findings[0]?.check, 'minRequests')
+  t.equal(evaluateGate(canary(49, 49), stable(1000, 0), settings(), 1).verdict, 'fail', '49 failures out of 49 fail at once')
 })
 
 t.test('the issue example reads as written', async (t) => {

@@ -288,3 +288,80 @@ t.test('config events: a changed stable is adopted, a new canary starts over, st
   t.same([same.state.phase, same.state.weight, same.state.phase === 'progressing' ? same.state.stepIndex : -2], ['progressing', 25, 1], 'new steps: 25% is step 1 of the new list, nothing else moves')
   t.same(same.effects.map((e) => e.type), ['publish'], 'no note, no save: only the table is published again (routing rules may have changed)')
 })
+
+t.test('step objects: a step with its own duration is observed that long (issue 9)', async (t) => {
+  const own: RolloutSettings = { ...settings, steps: [10, 50, 100], stepDurationsMs: [5000, undefined, undefined] }
+  const go = (s: RolloutState, e: RolloutEvent, now: number): RolloutState => {
+    const r = transition(s, e, now, own, 'tester')
+    if (!r.ok) throw new Error(r.conflict)
+    return r.state
+  }
+  let s = go(initialState(STABLE, CANARY, T0), { type: 'start', canary: null }, T0)
+  s = go(s, { type: 'analysis', verdict: pass(T0 + 1000) }, T0 + 1000)
+  t.equal(s.weight, 10, 'the default 1s is not enough for a 5s step')
+  s = go(s, { type: 'analysis', verdict: pass(T0 + 5000) }, T0 + 5000)
+  t.equal(s.weight, 50, 'after its own 5s it advances')
+  s = go(s, { type: 'analysis', verdict: pass(T0 + 6000) }, T0 + 6000)
+  t.equal(s.phase, 'baking', 'the next step has the default 1s')
+})
+
+t.test('a pause step waits for resume with checks still running, then goes on', async (t) => {
+  const paused: RolloutSettings = { ...settings, steps: [10, 50, 100], pauseSteps: [false, true, false] }
+  const go = (s: RolloutState, e: RolloutEvent, now: number): RolloutState => {
+    const r = transition(s, e, now, paused, 'tester')
+    if (!r.ok) throw new Error(r.conflict)
+    return r.state
+  }
+  let s = go(initialState(STABLE, CANARY, T0), { type: 'start', canary: null }, T0)
+  s = go(s, { type: 'analysis', verdict: pass(T0 + 1000) }, T0 + 1000)
+  t.match(s, { phase: 'paused', weight: 50, stepIndex: 1 }, 'reaching the pause step pauses there')
+  const r = transition(s, { type: 'analysis', verdict: pass(T0 + 60_000) }, T0 + 60_000, paused)
+  t.ok(r.ok && r.state.phase === 'paused' && r.state.weight === 50, 'passes never move it on')
+  const broken = transition(s, { type: 'analysis', verdict: fail(T0 + 61_000) }, T0 + 61_000, paused)
+  t.ok(broken.ok && broken.state.phase === 'rolled_back', 'a breach while waiting rolls back')
+  s = go(s, { type: 'resume' }, T0 + 70_000)
+  t.match(s, { phase: 'progressing', weight: 50, stepIndex: 1 }, 'resume observes the step afresh')
+  s = go(s, { type: 'analysis', verdict: pass(T0 + 71_000) }, T0 + 71_000)
+  t.equal(s.phase, 'baking', 'then it advances like any step')
+})
+
+t.test('progressDeadline: a step that cannot finish pauses (default) or rolls back, and says why', async (t) => {
+  for (const onDeadline of ['pause', 'rollback'] as const) {
+    const withDeadline: RolloutSettings = { ...settings, progressDeadlineMs: 10_000, onDeadline }
+    let s = step(initialState(STABLE, CANARY, T0), { type: 'start', canary: null }, T0)
+    const early = transition(s, { type: 'analysis', verdict: hold(T0 + 9_999) }, T0 + 9_999, withDeadline)
+    t.ok(early.ok && early.state.phase === 'progressing', `${onDeadline}: before the deadline it holds`)
+    const late = transition(s, { type: 'analysis', verdict: hold(T0 + 10_000) }, T0 + 10_000, withDeadline)
+    if (!late.ok) throw new Error(late.conflict)
+    s = late.state
+    t.equal(s.phase, onDeadline === 'pause' ? 'paused' : 'rolled_back', `${onDeadline}: at the deadline`)
+    t.equal(s.weight, onDeadline === 'pause' ? 5 : 0)
+    const audit = late.effects.find((e) => e.type === 'audit')
+    t.match(audit?.type === 'audit' ? audit.record.reason : '', /progress deadline: step 1 \(5%\) did not finish within 10s \(last verdict insufficient: holding: 3 of 50\)/)
+  }
+  const bake: RolloutSettings = { ...settings, bakeMs: 60_000, progressDeadlineMs: 10_000 }
+  const baking = step(step(inPhase('progressing'), { type: 'setWeight', weight: 100 }, T0 + 10), { type: 'resume' }, T0 + 20)
+  const r = transition(baking, { type: 'analysis', verdict: hold(T0 + 10_020) }, T0 + 10_020, bake)
+  t.ok(r.ok && r.state.phase === 'paused' && r.state.weight === 100, 'the bake has the deadline too')
+  const none = transition(inPhase('progressing'), { type: 'analysis', verdict: hold(T0 + 1e9) }, T0 + 1e9, settings)
+  t.ok(none.ok && none.state.phase === 'progressing', 'no deadline configured: it holds for ever')
+})
+
+t.test('pre-rollout gates: a rollout starts at 0% and enters its first step once every gate passed', async (t) => {
+  const gated: RolloutSettings = { ...settings, preRolloutChecks: ['webhook.a', 'webhook.b'] }
+  const go = (s: RolloutState, e: RolloutEvent, now: number): RolloutState => {
+    const r = transition(s, e, now, gated, 'tester')
+    if (!r.ok) throw new Error(r.conflict)
+    return r.state
+  }
+  const finding = (check: string, verdict: 'pass' | 'insufficient') => ({ check, verdict, observed: null, threshold: null, n: 0, reason: check })
+  const decision = (at: number, a: 'pass' | 'insufficient', b: 'pass' | 'insufficient'): Decision => ({ at, verdict: 'insufficient', reason: 'holding', findings: [finding('webhook.a', a), finding('webhook.b', b)] })
+  let s = go(initialState(STABLE, CANARY, T0), { type: 'start', canary: null }, T0)
+  t.match(s, { phase: 'progressing', weight: 0, stepIndex: -1 })
+  s = go(s, { type: 'analysis', verdict: decision(T0 + 100, 'pass', 'insufficient') }, T0 + 100)
+  t.equal(s.weight, 0, 'one gate of two is not enough')
+  s = go(s, { type: 'analysis', verdict: decision(T0 + 200, 'pass', 'pass') }, T0 + 200)
+  t.match(s, { phase: 'progressing', weight: 5, stepIndex: 0 }, 'both passed: the first step, at once')
+  const r = transition(go(initialState(STABLE, CANARY, T0), { type: 'start', canary: null }, T0), { type: 'analysis', verdict: fail(T0 + 50) }, T0 + 50, gated)
+  t.ok(r.ok && r.state.phase === 'rolled_back', 'a proven fail still rolls back while waiting')
+})

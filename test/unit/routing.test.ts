@@ -2,13 +2,20 @@ import t from 'tap'
 import type { IncomingHttpHeaders } from 'node:http'
 import { pickSide } from '../../src/routing/pick-side.js'
 import { compileSnapshot, type UpstreamTarget } from '../../src/routing/snapshot.js'
+import { OverrideStats, type OverrideStatsPair } from '../../src/stats/override-stats.js'
 import { cookieValue, stickyBucket } from '../../src/routing/sticky-bucket.js'
 
 const target = (side: 'stable' | 'canary'): UpstreamTarget => ({ side, url: `http://${side}`, host: side, basePath: '', dispatcher: null as never, stats: null as never })
 const stable = target('stable')
 const canary = target('canary')
+const overrideStats: OverrideStatsPair = { stable: new OverrideStats('stable'), canary: new OverrideStats('canary') }
+const LOOPBACK = ['127.0.0.0/8', '::1/128']
 const snapshot = (weight: number, over: Partial<Parameters<typeof compileSnapshot>[0]> = {}) =>
-  compileSnapshot({ stable, canary, weight, overrideHeader: 'x-canary', stickyHeader: 'x-user-id', stickyCookie: 'canary_user', responseTimeoutMs: 1000, preserveHost: true, trustForwarded: false, ...over }, 1)
+  compileSnapshot(
+    { stable, canary, weight, overrideHeader: 'x-canary', overrideFrom: LOOPBACK, overrideStats, stickyHeader: 'x-user-id', stickyCookie: 'canary_user', responseTimeoutMs: 1000, preserveHost: true, trustForwarded: false, ...over },
+    1,
+  )
+const local = { remoteAddress: '127.0.0.1' }
 
 t.test('sticky buckets are stable, in range and spread evenly', async (t) => {
   t.equal(stickyBucket('user-42'), stickyBucket('user-42'))
@@ -39,8 +46,8 @@ t.test('override header first, then sticky header, then cookie, then random', as
     throw new Error('random must not be consulted')
   }
   const s = snapshot(5)
-  t.equal(pickSide(s, { 'x-canary': 'always' }, never), canary)
-  t.equal(pickSide(snapshot(100), { 'x-canary': 'never' }, never), stable)
+  t.equal(pickSide(s, { 'x-canary': 'always' }, never, local), s.overrideCanary)
+  t.equal(pickSide(snapshot(100), { 'x-canary': 'never' }, never, local).stats, overrideStats.stable)
   const key = 'user-7'
   const onCanaryAt = (stickyBucket(key) + 1) / 100
   const h: IncomingHttpHeaders = { 'x-user-id': key }
@@ -67,9 +74,54 @@ t.test('users only ever move stable -> canary as the weight grows', async (t) =>
 })
 
 t.test('no canary: everything to stable, weight forced to 0', async (t) => {
-  const s = compileSnapshot({ stable, canary: null, weight: 50, overrideHeader: 'x-canary', stickyHeader: null, stickyCookie: null, responseTimeoutMs: 1, preserveHost: true, trustForwarded: false }, 2)
+  const s = compileSnapshot(
+    { stable, canary: null, weight: 50, overrideHeader: 'x-canary', overrideFrom: LOOPBACK, overrideStats, stickyHeader: null, stickyCookie: null, responseTimeoutMs: 1, preserveHost: true, trustForwarded: false },
+    2,
+  )
   t.equal(s.weight, 0)
-  t.equal(pickSide(s, { 'x-canary': 'always' }, Math.random), stable)
+  t.equal(pickSide(s, { 'x-canary': 'always' }, Math.random, local), stable)
   t.ok(Object.isFrozen(s), 'published snapshots are frozen')
   t.equal(snapshot(33.33).canaryThreshold, 3333)
+})
+
+t.test('an obeyed override routes to the override targets: same upstream, override counters', async (t) => {
+  const never = () => {
+    throw new Error('random must not be consulted')
+  }
+  const s = snapshot(5)
+  const always = pickSide(s, { 'x-canary': 'always' }, never, local)
+  t.same([always.side, always.url, always.dispatcher], [canary.side, canary.url, canary.dispatcher], 'the canary upstream')
+  t.equal(always.stats, overrideStats.canary, 'recording into the override counter, not the side stats')
+  t.ok(Object.isFrozen(always))
+  const neverSide = pickSide(s, { 'x-canary': 'never' }, never, local)
+  t.same([neverSide.url, neverSide.stats], [stable.url, overrideStats.stable])
+  t.equal(pickSide(s, { 'x-canary': 'sometimes' }, () => 0.99, local), stable, 'another value is no override')
+})
+
+t.test('the override header is obeyed only from routing.overrideFrom', async (t) => {
+  const s = snapshot(0)
+  const from = (remoteAddress: string | undefined, headers: Record<string, string> = {}, over: Partial<Parameters<typeof compileSnapshot>[0]> = {}) =>
+    pickSide(snapshot(0, over), { 'x-canary': 'always', ...headers }, () => 0.5, { remoteAddress }).stats === overrideStats.canary
+  t.ok(from('127.0.0.1'), 'IPv4 loopback (default)')
+  t.ok(from('127.8.9.10'), 'anywhere in 127.0.0.0/8')
+  t.ok(from('::1'), 'IPv6 loopback (default)')
+  t.ok(from('::ffff:127.0.0.1'), 'an IPv4-mapped peer of a dual-stack listener')
+  t.notOk(from('10.1.2.3'), 'another address: ignored')
+  t.notOk(from(undefined), 'no peer address: ignored')
+  t.notOk(pickSide(s, { 'x-canary': 'always' }, () => 0.5).stats === overrideStats.canary, 'no peer given: ignored')
+  const lan = { overrideFrom: ['10.0.0.0/8', '2001:db8::/32', '192.0.2.7'] }
+  t.ok(from('10.1.2.3', {}, lan))
+  t.ok(from('2001:db8::9', {}, lan))
+  t.ok(from('192.0.2.7', {}, lan), 'a bare address is a /32')
+  t.notOk(from('192.0.2.8', {}, lan))
+  t.notOk(from('127.0.0.1', {}, lan), 'loopback is not in this list')
+  t.notOk(from('10.1.2.3', {}, { overrideFrom: [] }), 'an empty list: nobody')
+  t.notOk(from('10.1.2.3', { 'x-forwarded-for': '127.0.0.1' }, {}), 'X-Forwarded-For is not read without trustForwarded')
+  const behindLb = { overrideFrom: ['192.0.2.0/24'], trustForwarded: true }
+  t.ok(from('10.0.0.1', { 'x-forwarded-for': '203.0.113.5, 192.0.2.44' }, behindLb), 'trustForwarded: the last entry, the one the balancer appended')
+  t.notOk(from('10.0.0.1', { 'x-forwarded-for': '192.0.2.44, 203.0.113.5' }, behindLb), 'a forged earlier entry does not count')
+  t.ok(from('10.0.0.1', { 'x-forwarded-for': '203.0.113.5,192.0.2.44:5151' }, behindLb), 'address:port as some balancers append it')
+  t.ok(from('10.0.0.1', { 'x-forwarded-for': '[2001:db8::1]:80' }, { overrideFrom: ['2001:db8::/32'], trustForwarded: true }), '[v6]:port')
+  t.notOk(from('10.0.0.1', { 'x-forwarded-for': 'garbage' }, behindLb), 'not an address: ignored')
+  t.ok(from('192.0.2.1', {}, behindLb), 'no X-Forwarded-For: the peer, as NGINX realip does')
 })

@@ -117,7 +117,7 @@ t.test('BackendStats: status classes, duration buckets, aborts, one error signal
 t.test('summary of an empty window has null percentiles', async (t) => {
   const w = new SlidingWindow(1000, T0)
   t.teardown(() => w.dispose())
-  t.same(summarize(w.read(T0)), { requests: 0, errors: 0, errorRate: 0, p50Ms: null, p90Ms: null, p99Ms: null, p999Ms: null })
+  t.same(summarize(w.read(T0)), { requests: 0, errors: 0, errorRate: 0, p50Ms: null, p90Ms: null, p99Ms: null, p999Ms: null, latencyCount: 0, latencySumSeconds: 0 })
 })
 
 t.test('countAbove counts the values above a bound, to the histogram resolution', async (t) => {

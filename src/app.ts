@@ -160,7 +160,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       return result.ok ? { ok: true, status: status() } : result
     },
   }
-  const admin = createAdminServer({
+  const admin = await createAdminServer({
     control,
     registry,
     tokens: config.admin.tokens,

@@ -1,8 +1,9 @@
 /** The admin plane: probes, /metrics, the JSON API that drives rollouts, and the dashboard, on their own listener. */
+import swagger from '@fastify/swagger'
 import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
-import { EventsViewSchema, StatusViewSchema, type EventView, type StatusView } from '../api/wire.js'
+import { ErrorBodySchema, EventsViewSchema, StatusViewSchema, type EventView, type StatusView } from '../api/wire.js'
 import { expectedKeyword } from '../core/schema-errors.js'
 import { CanaryProxyError, isErrorCode, messageOf, statusOf, type ErrorCode } from '../core/errors.js'
 import { isLoopbackHost, upstreamUrlProblem, weightProblem } from '../core/domain.js'
@@ -35,7 +36,7 @@ export interface AdminDeps {
   readonly stream: Pick<StreamOptions, 'subscribe' | 'intervalMs' | 'clock'> & Partial<Pick<StreamOptions, 'limits'>>
 }
 
-export function createAdminServer(deps: AdminDeps): FastifyInstance {
+export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstance> {
   const { control, registry, readiness } = deps
   const auth = new TokenAuth(deps.tokens)
   const app = fastify({
@@ -50,6 +51,14 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
       plugins: [expectedKeyword],
     },
     return503OnClosing: false,
+  })
+  // The OpenAPI document is generated from the schemas the routes validate and serialise with (GET /api/v1/openapi.json).
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'canary-proxy admin API', version: API_VERSION, description: 'Drives the rollout: status, events, the live stream, weight and rollout actions (README "Admin API").' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'admin.token / admin.tokens; required for every change when set' } } },
+    },
   })
 
   // Any content type is read as JSON: `curl -d '{"weight":5}'` sends
@@ -89,16 +98,18 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
     return sendError(reply, 'CPX_ERR_ADMIN_NOT_FOUND', messageOf('CPX_ERR_ADMIN_NOT_FOUND', { method: request.method, url: request.url }))
   })
 
-  app.get('/healthz', async () => ({ status: 'ok' }))
-  app.get('/readyz', async (_request, reply) => {
+  const probe = (description: string) => ({ schema: { description, response: { 200: ProbeBodySchema, 503: ProbeBodySchema } } })
+  app.get('/healthz', { schema: { description: 'Liveness: 200 while the process runs.', response: { 200: ProbeBodySchema } } }, async () => ({ status: 'ok' }))
+  app.get('/readyz', probe('Readiness: 200 while ready to proxy, 503 while starting or draining.'), async (_request, reply) => {
     const state = readiness()
     return reply.code(state === 'ready' ? 200 : 503).send({ status: state })
   })
-  app.get('/metrics', async (_request, reply) => {
+  app.get('/metrics', { schema: { description: 'Prometheus text exposition (README "Metrics").', produces: ['text/plain'] } }, async (_request, reply) => {
     const text = await registry.metrics()
     return reply.type(registry.contentType).send(text)
   })
-  app.get('/api/v1/status', { schema: { response: { 200: StatusViewSchema } } }, async () => control.status())
+  app.get('/api/v1/status', { schema: { description: 'The rollout as it stands.', response: { 200: StatusViewSchema } } }, async () => control.status())
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   // Every admin answer: never sniffed as another type, never framed (clickjacking of the dashboard's buttons).
   app.addHook('onSend', async (_request, reply) => {
     reply.header('x-content-type-options', 'nosniff')
@@ -106,24 +117,35 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
     reply.header('content-security-policy', "frame-ancestors 'none'")
     reply.header('referrer-policy', 'no-referrer')
   })
-  app.get('/api/v1/events', { schema: { response: { 200: EventsViewSchema } } }, async (request) => {
+  app.get(
+    '/api/v1/events',
+    {
+      schema: {
+        description: 'The recent audit events, oldest first.',
+        querystring: { type: 'object', properties: { limit: { type: 'string', description: 'only the last N events (a whole number, 1 or more)' } } },
+        response: { 200: EventsViewSchema, 400: ErrorBodySchema },
+      },
+    },
+    async (request) => {
     const events = await control.events()
     const raw = (request.query as Record<string, unknown>).limit
     if (raw === undefined) return { events }
     const limit = typeof raw === 'string' && /^[0-9]+$/.test(raw) ? Number(raw) : Number.NaN
     if (!(limit >= 1)) throw new BadField('limit', `must be a whole number of events, 1 or more (got ${JSON.stringify(raw)})`)
     return { events: events.slice(-limit) }
-  })
+    },
+  )
   void app.register(streamRoutes, { ...deps.stream, status: () => control.status(), recentEvents: () => control.localEvents?.() ?? listed(control.events()) })
   const page = dashboardHtml()
-  app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(page))
+  app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(page))
 
   /** Every mutating call: auth first (401/403), then body validation (400), then the machine (409 when refused). */
-  const mutation = (method: 'PUT' | 'POST', url: string, schema: object, toAction: (body: Record<string, unknown>) => OperatorEvent): void => {
+  const mutation = (method: 'PUT' | 'POST', url: string, schema: object, description: string, toAction: (body: Record<string, unknown>) => OperatorEvent): void => {
+    const refused = { 400: ErrorBodySchema, 401: ErrorBodySchema, 403: ErrorBodySchema, 409: ErrorBodySchema, 503: ErrorBodySchema }
     app.route({
       method,
       url,
-      schema: { body: schema, response: { 200: StatusViewSchema } },
+      schema: { description, body: schema, security: [{ bearer: [] }], response: { 200: StatusViewSchema, ...refused } },
       // No body at all (`curl -X POST .../pause`, the CLI's pause/resume/promote)
       // means no fields: validate it as {}, so `weight` is named as required
       // and the bodiless calls work. A JSON `null` body stays null and is refused.
@@ -161,27 +183,28 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
     app.route({
       method: ['GET', 'HEAD', 'DELETE', 'PATCH', method === 'PUT' ? 'POST' : 'PUT'],
       url,
+      schema: { hide: true },
       handler: async (request, reply) =>
         sendError(reply.header('allow', method), 'CPX_ERR_ADMIN_METHOD_NOT_ALLOWED', messageOf('CPX_ERR_ADMIN_METHOD_NOT_ALLOWED', { method: request.method, use: `${method} ${url}` })),
     })
   }
   const actors = new WeakMap<FastifyRequest, string>()
 
-  mutation('PUT', '/api/v1/weight', bodySchemas.weight, (body) => {
+  mutation('PUT', '/api/v1/weight', bodySchemas.weight, 'Sets the canary weight (0..100, at most two decimals); the phase becomes paused.', (body) => {
     const problem = weightProblem(body.weight)
     if (problem !== null) throw new BadField('weight', problem)
     return { type: 'setWeight', weight: Number(body.weight) }
   })
-  mutation('POST', '/api/v1/rollout/start', bodySchemas.start, (body) => {
+  mutation('POST', '/api/v1/rollout/start', bodySchemas.start, 'Starts a rollout of the configured canary, or of the one given.', (body) => {
     const canary = typeof body.canary === 'string' ? body.canary : null
     const problem = canary === null ? null : upstreamUrlProblem(canary)
     if (problem !== null) throw new BadField('canary', `${problem} (got ${JSON.stringify(canary)})`)
     return { type: 'start', canary }
   })
-  mutation('POST', '/api/v1/rollout/pause', bodySchemas.pause, () => ({ type: 'pause' }))
-  mutation('POST', '/api/v1/rollout/resume', bodySchemas.resume, () => ({ type: 'resume' }))
-  mutation('POST', '/api/v1/rollout/promote', bodySchemas.promote, () => ({ type: 'promote' }))
-  mutation('POST', '/api/v1/rollout/abort', bodySchemas.abort, (body) => ({ type: 'abort', reason: typeof body.reason === 'string' ? body.reason : null }))
+  mutation('POST', '/api/v1/rollout/pause', bodySchemas.pause, 'Pauses a progressing or baking rollout where it is (checks keep running).', () => ({ type: 'pause' }))
+  mutation('POST', '/api/v1/rollout/resume', bodySchemas.resume, 'Resumes a paused rollout.', () => ({ type: 'resume' }))
+  mutation('POST', '/api/v1/rollout/promote', bodySchemas.promote, 'Promotes the canary at once: it becomes the stable.', () => ({ type: 'promote' }))
+  mutation('POST', '/api/v1/rollout/abort', bodySchemas.abort, 'Aborts the rollout: weight 0, phase aborted.', (body) => ({ type: 'abort', reason: typeof body.reason === 'string' ? body.reason : null }))
   return app
 }
 
@@ -224,7 +247,12 @@ export function crossSiteProblem(headers: FastifyRequest['headers'], tokenRequir
 }
 
 /** The admin plane's GET paths: another method there is a 405, not a 404. */
-const READ_ONLY_PATHS = new Set(['/', '/healthz', '/readyz', '/metrics', '/api/v1/status', '/api/v1/events', '/api/v1/stream'])
+const READ_ONLY_PATHS = new Set(['/', '/healthz', '/readyz', '/metrics', '/api/v1/status', '/api/v1/events', '/api/v1/stream', '/api/v1/openapi.json'])
+
+/** The version of the admin API the OpenAPI document describes (the /api/v1 paths). */
+const API_VERSION = '1.0.0'
+
+const ProbeBodySchema = { type: 'object', properties: { status: { type: 'string' } }, required: ['status'], additionalProperties: false } as const
 
 function sendError(reply: FastifyReply, code: ErrorCode, message: string, field?: string): FastifyReply {
   return reply.code(statusOf(code)).send(field === undefined ? { error: message, code } : { error: message, code, field })

@@ -216,7 +216,8 @@ export const streamRoutes: FastifyPluginCallback<StreamOptions> = (app, options,
     hookDone()
   })
 
-  app.get('/api/v1/stream', (request, reply) => {
+  const description = 'Server-Sent Events: a `status` event at once and every analysis interval, and every transition, decision and audit event as it happens (SPEC "stream"). `?events=N` replays the last N audit events first.'
+  app.get('/api/v1/stream', { schema: { description, produces: ['text/event-stream'], querystring: { type: 'object', properties: { events: { type: 'string', description: 'replay this many recent events first' } } } } }, (request, reply) => {
     const replay = replayCount((request.query as Record<string, unknown>).events, limits.maxReplay)
     if (typeof replay === 'string') return refuse(reply, 'CPX_ERR_ADMIN_BAD_INPUT', replay, 'events')
     if (hub.closed) return refuse(reply, 'CPX_ERR_ADMIN_UNAVAILABLE', 'canary-proxy is shutting down')

@@ -7,7 +7,8 @@
  */
 import type { AnalysisConfig } from '../config/schema.js'
 import type { SideName } from '../routing/snapshot.js'
-import type { WindowDelta, WindowRecorder } from '../stats/recorder.js'
+import { countAbove } from '../stats/latency-histogram.js'
+import { withDecodedLatency, type WindowDelta, type WindowRecorder } from '../stats/recorder.js'
 import { summarize, type SideSummary } from '../stats/side-stats.js'
 import { SlidingWindow } from '../stats/window.js'
 import { buildChecks } from './checks/index.js'
@@ -123,6 +124,15 @@ export class Analysis implements WindowSink {
   addDelta(side: SideName, delta: WindowDelta, slotNo?: number): void {
     if (delta.requests === 0) return
     if (!this.#windows[side].addDelta(delta, slotNo)) return
+    // A slot the latency tally has closed already: its slow counts go in late (the current slot's are tallied when it closes).
+    const back = slotNo === undefined ? 0 : this.#tallySlot - slotNo
+    if (back > 0) {
+      withDecodedLatency(delta, (latency) => {
+        if (latency === null || latency.totalCount === 0) return
+        const sample: LatencySample = { count: latency.totalCount, above: (us) => (latency.maxValue <= us ? 0 : countAbove(latency, us)) }
+        this.#tally.late(side === 'stable' ? sample : EMPTY_SAMPLE, side === 'canary' ? sample : EMPTY_SAMPLE, back)
+      })
+    }
     const step = this.#step[side]
     step.requests += delta.requests
     step.errors += delta.errors

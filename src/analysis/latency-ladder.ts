@@ -181,6 +181,10 @@ function addSide(a: SideSlow, b: SideSlow): SideSlow {
   return { measured: a.measured + b.measured, slow: a.slow.map((v, i) => v + (b.slow[i] ?? 0)) }
 }
 
+function plus(a: PairTally | null, b: PairTally | null): PairTally | null {
+  return a === null ? b : b === null ? a : addPair(a, b)
+}
+
 export function addPair(a: PairTally, b: PairTally): PairTally {
   return { stable: addSide(a.stable, b.stable), canary: addSide(a.canary, b.canary) }
 }
@@ -235,6 +239,23 @@ export class LatencyTallyRing {
     this.#closed.push(record)
     this.#closedInStep++
     if (this.#closed.length > this.#keep) this.#closed.shift()
+  }
+
+  /**
+   * Responses of a slot already closed (`back` slots ago: 1 is the one closed
+   * last) that arrived late: another replica's delta is read a slot after it
+   * was measured. They count in the step and in that slot's record, against
+   * the ladder in force now (the one that slot began with is not kept; it
+   * moves little from slot to slot). Slots before the step began are ignored.
+   */
+  late(stable: LatencySample, canary: LatencySample, back: number): void {
+    if (back < 1 || back > this.#closedInStep) return
+    const add = this.#record(stable, canary)
+    this.#absolute = plus(this.#absolute, add.absolute)
+    this.#ratio = plus(this.#ratio, add.ratio)
+    const index = this.#closed.length - back
+    const slot = this.#closed[index]
+    if (slot !== undefined) this.#closed[index] = { absolute: plus(slot.absolute, add.absolute), ratio: plus(slot.ratio, add.ratio) }
   }
 
   /** A new step: its counts start from nothing; the ladder stays. */

@@ -1,5 +1,7 @@
 /** Window deltas are plain data, and merging the deltas of several recorders gives the figures of one recorder that saw all the traffic. */
 import t from 'tap'
+import { Analysis } from '../../src/analysis/analysis.js'
+import { configFromObject } from '../../src/config/load.js'
 import { WindowRecorder, type WindowDelta } from '../../src/stats/recorder.js'
 import { summarize } from '../../src/stats/side-stats.js'
 import { SlidingWindow } from '../../src/stats/window.js'
@@ -79,4 +81,36 @@ t.test('an empty recorder gives an empty delta, and an empty delta changes nothi
   t.same(failuresOnly, { requests: 1, errors: 1, latency: '' }, 'failures carry no latency')
   w.addDelta(failuresOnly)
   t.same([w.read(T0).requests, w.read(T0).errors, w.read(T0).latency.totalCount], [1, 1, 0])
+})
+
+t.test("a replica's delta read a slot late counts in the latency checks as if it had come in live", async (t) => {
+  const parsed = configFromObject({ upstreams: { stable: 'http://127.0.0.1:1', canary: 'http://127.0.0.1:2' }, analysis: { interval: '1s', window: '10s', minRequests: 10, maxP99: '200ms' } })
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.error))
+  const config = parsed.value.analysis
+  const live = new Analysis(config, T0)
+  const late = new Analysis(config, T0)
+  const without = new Analysis(config, T0)
+  t.teardown(() => [live, late, without].forEach((a) => a.dispose()))
+  const slow = (): WindowDelta => {
+    const r = new WindowRecorder()
+    for (let i = 0; i < 10; i++) r.recordResponse(false, 900_000)
+    const delta = JSON.parse(JSON.stringify(r.takeDelta())) as WindowDelta
+    r.dispose()
+    return delta
+  }
+  const slotMs = live.slotMs
+  const first = Math.floor(T0 / slotMs)
+  // Three slots of slow canary responses (a trend, not one slot's spike): live as they happen, or each read one slot late (as another replica's).
+  for (let k = 0; k < 3; k++) {
+    live.addDelta('canary', slow(), first + k)
+    for (const a of [live, late, without]) a.advance(T0 + (k + 1) * slotMs)
+    late.addDelta('canary', slow(), first + k)
+  }
+  const now = T0 + 3 * slotMs + 1
+  const judge = (a: Analysis) => a.evaluate({ now, phase: 'progressing', weight: 50, baseline: null }).decision.findings.find((f) => f.check === 'maxP99')
+  const [a, b, c] = [judge(live), judge(late), judge(without)]
+  t.ok(a !== undefined && b !== undefined && c !== undefined, 'maxP99 judged on every side')
+  t.same([b?.verdict, b?.reason], [a?.verdict, a?.reason], `late: ${b?.verdict} (${b?.reason ?? ''})`)
+  t.equal(a?.verdict, 'fail', '30 responses of 900ms over 3 slots against a 200ms p99 are a proven breach')
+  t.not(c?.verdict, 'fail', 'without the late delta there is nothing to judge')
 })

@@ -25,7 +25,7 @@ export function statusView(
   let stepEndsAt: number | null = null
   if (s.phase === 'progressing') {
     stepStartedAt = s.stepStartedAt
-    stepEndsAt = s.stepStartedAt + settings.stepDurationMs
+    stepEndsAt = s.stepStartedAt + ((s.stepIndex >= 0 ? settings.stepDurationsMs?.[s.stepIndex] : undefined) ?? settings.stepDurationMs)
   } else if (s.phase === 'baking') {
     stepStartedAt = s.bakeStartedAt
     stepEndsAt = s.bakeStartedAt + settings.bakeMs

@@ -53,8 +53,15 @@ export const RATIO_RUNGS: readonly { readonly multiple: number; readonly weight:
 
 export const NO_LADDER: Ladder = { absolute: null, ratio: null, referenceUs: null }
 
-/** Fewer stable responses in the window than this, and there is no reference (a p99 needs ~100 to mean anything). */
-export const REFERENCE_MIN_RESPONSES = 100
+/**
+ * Fewer stable responses in the window than this, and there is no reference.
+ * A p99 of 20 responses is about their maximum: a high bound, so the ratio
+ * test has less power until more arrive, but it stays valid (the share test
+ * holds for any bound fixed before the responses it judges). With 100, a
+ * service at a few requests per second never got a reference in a short
+ * window, and maxP99Ratio held every such rollout for ever.
+ */
+export const REFERENCE_MIN_RESPONSES = 20
 
 export interface LadderSettings {
   readonly maxP99Ms: number | null

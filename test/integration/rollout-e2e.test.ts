@@ -96,24 +96,23 @@ t.test('a healthy canary goes 20% -> 50% -> 100% -> bake -> succeeded, and becom
   t.same(api.events, events, 'the events API serves the same records, newest last')
 })
 
-t.test('a canary returning 30% 5xx is rolled back within 2 analysis intervals of reaching minRequests', async (t) => {
+t.test('a canary returning 30% 5xx is rolled back as soon as the sequential test proves it, minRequests or not', async (t) => {
   const clock = new FakeClock()
   const stable = await startUpstream(t, 'stable')
   const canary = await startUpstream(t, 'canary')
   canary.behave((_req, n) => ({ status: n % 10 < 3 ? 500 : 200 }))
   const { proxyUrl, adminUrl, app } = await startApp(t, { ...base(stable, canary), rollout: { steps: [5, 50, 100], stepDuration: '10s', bake: '10s' } }, { clock, random: evenRandom() })
-  await send(proxyUrl, 304) // 19 canary requests (5 per 100): one short of a verdict
-  clock.advance(5_000)
   let s = await statusOf(adminUrl)
-  t.equal(canary.received.length, 19)
-  t.same([s.phase, s.lastDecision?.verdict], ['progressing', 'insufficient'], 'no verdict before minRequests, even with errors')
-  await send(proxyUrl, 1) // the 20th canary request
-  clock.advance(2 * 1000)
-  s = await statusOf(adminUrl)
+  for (let second = 0; second < 60 && s.phase === 'progressing'; second++) {
+    await send(proxyUrl, 100) // 5 canary requests a second
+    clock.advance(1000)
+    s = await statusOf(adminUrl)
+  }
   t.equal(s.phase, 'rolled_back')
   t.equal(s.weight, 0)
+  t.ok(canary.received.length <= 150, `proven within 150 canary requests (took ${canary.received.length})`)
   t.equal(s.canary?.url, canary.url, 'the failed canary stays in the slot')
-  t.match(s.reason, /canary error rate \d+\.\d% over 20 requests > max 5\.0%/)
+  t.match(s.reason, /canary error rate \d+\.\d% over \d+ requests > max 5\.0%/)
   t.equal(s.lastDecision?.verdict, 'fail')
   const metrics = await (await request(`${adminUrl}/metrics`)).body.text()
   t.match(metrics, /^canary_proxy_rollbacks_total 1$/m)

@@ -110,7 +110,7 @@ t.test('a failed save surfaces to the operator but the change stays applied', as
   t.equal(store.saved?.weight, 41, 'the next save goes through')
 })
 
-t.test('the stable baseline stands in once stable traffic stops at 100%', async (t) => {
+t.test('at 100% there is no live stable: the comparison with stable is not applied (a frozen baseline would charge a host-wide slowdown)', async (t) => {
   const { controller, record, clock, status } = await setup(t, { analysis: { interval: '1s', window: '5s', minRequests: 10, maxP99Ratio: 1.5 } })
   await controller.act({ type: 'start', canary: null }, 'ops')
   clock.advance(10_000)
@@ -124,14 +124,10 @@ t.test('the stable baseline stands in once stable traffic stops at 100%', async 
   clock.advance(6_000) // stable's live figures have left the 5s window
   record('canary', 200, 40_000, 20)
   controller.evaluate()
-  t.equal(controller.state.phase, 'baking', 'slow responses in one window slot (167ms here) hold, as a pause of the host would')
-  t.match(status().lastDecision?.reason, /holding: .*mostly within one 167ms slot/)
-  controller.startTimers() // rotates the window every slot
-  clock.advance(200)
-  record('canary', 200, 40_000, 20)
-  controller.evaluate()
-  t.equal(controller.state.phase, 'rolled_back', 'slow in the next slot too: a trend')
-  t.match(status().reason, /stable baseline p99 10\.0ms/)
+  t.equal(controller.state.phase, 'baking', 'a canary 4x slower than stable was at 50% is not rolled back on a ratio at 100%')
+  const ratio = status().lastDecision?.findings.find((f) => f.check === 'maxP99Ratio')
+  t.equal(ratio?.verdict, 'pass')
+  t.match(ratio?.reason, /not applied at 100%: no live stable to compare with/)
 })
 
 t.test('a failed save is retried on the next tick until it lands', async (t) => {
@@ -184,13 +180,8 @@ t.test('the stable baseline is saved with the state at 100% and survives a resta
   t.equal(a.controller.state.phase, 'baking')
   t.match(store.saved?.baseline, { requests: 50, errors: 0 })
   const b = await setup(t, over, store, a.clock)
-  b.record('canary', 200, 40_000, 20)
-  b.controller.startTimers() // rotates the window every slot
-  a.clock.advance(200)
-  b.record('canary', 200, 40_000, 20)
-  b.controller.evaluate()
-  t.equal(b.controller.state.phase, 'rolled_back', 'the comparison with stable still applies after the restart')
-  t.match(b.status().reason, /stable baseline p99 10\.0ms/)
+  t.equal(b.controller.state.phase, 'baking', 'the bake resumes after the restart')
+  t.match(b.controller.state.baseline, { requests: 50, errors: 0 }, 'with the baseline it saved (kept for the record: the checks judge the bake on absolute limits, issue 9)')
 })
 
 t.test('without any stable reference the comparisons are not applied, and the verdict says so', async (t) => {

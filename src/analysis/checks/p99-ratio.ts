@@ -1,7 +1,7 @@
 /** maxP99Ratio: the canary's latency tail against live stable's, scaled by the ratio, by the share test on the slow responses of the ladder's rungs. */
 import type { Check, GateInput } from '../check.js'
 import type { Finding } from '../finding.js'
-import { canaryBoundUs, RATIO_RUNGS, type PairTally } from '../latency-ladder.js'
+import { canaryBoundUs, RATIO_RUNGS, REFERENCE_MIN_RESPONSES, type PairTally } from '../latency-ladder.js'
 import { evidenceNeeded, formatEvidence, shareLogE } from '../sequential.js'
 import { finding, share, shortOfMinimum, slotWords, type CheckContext } from './common.js'
 import { startMixture, tallyOf } from './latency-common.js'
@@ -51,7 +51,13 @@ export function p99RatioCheck(context: CheckContext, ratio: number, minDeltaMs: 
       const got = tallyOf(input)
       if ('missing' in got) return at('insufficient', cw.latencyCount, `holding: ${head}; ${got.missing}`)
       const family = got.latency.ratio
-      if (family === null) return at('insufficient', cw.latencyCount, `holding: ${head}; no stable latency reference yet (it needs 100 stable responses in the window)`)
+      if (family === null) {
+        // No ladder was in force when this slot began (the first slot with stable traffic): nothing can be proven
+        // yet, but a pass on the point figures costs the guarantee nothing (it bounds fails) and spares a step a slot.
+        const pointPass = !breached && cp99 !== null && sp99 !== null && (sw?.latencyCount ?? 0) >= context.settings.minRequests && shortOfMinimum(input, context.settings.minRequests) === null
+        if (pointPass) return at('pass', cw.latencyCount, `${head} <= ${limitWords} (point figures: no latency reference was in force when this ${slotWords(input)} slot began)`)
+        return at('insufficient', cw.latencyCount, `holding: ${head}; no stable latency reference yet (it needs ${REFERENCE_MIN_RESPONSES} stable responses in the window when a slot begins)`)
+      }
       const w = share(input)
       const stat = (tally: PairTally, j: number): number => shareLogE(tally.canary.slow[j] ?? 0, tally.stable.slow[j] ?? 0, w, tally.canary.measured, tally.stable.measured)
       const { logE, logRest } = startMixture(family, LOG_RUNG_WEIGHTS, stat)

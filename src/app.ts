@@ -34,8 +34,10 @@ export interface AppDeps {
   readonly clock?: Clock
   readonly random?: Random
   readonly log?: Logger
-  /** Defaults to the file store at config.state.file. */
+  /** Defaults to the file store at config.state.file (or, with state.redis, the shared Redis state). */
   readonly store?: StateStore
+  /** With state.redis: this replica's id (lease holder, delta and audit author); default host:pid. Replicas in one process (tests) need distinct ones. */
+  readonly replica?: string
 }
 
 export interface App {
@@ -84,7 +86,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   })
   let uncaughtErrors = 0
   // state.redis: one rollout shared by every replica; else this process's own state file.
-  const redis = deps.store === undefined && config.state.redis !== null ? sharedBackend(config, log) : null
+  const redis = deps.store === undefined && config.state.redis !== null ? sharedBackend(config, log, deps.replica) : null
   const store = new MonitoredStore(deps.store ?? new FileStateStore(config.state.file))
   const audit = new AuditLog(config.audit.file)
   await audit.open()
@@ -249,8 +251,9 @@ export async function buildApp(deps: AppDeps): Promise<App> {
 }
 
 /** The Redis parts of state.redis; it never waits for Redis (a replica starts and routes without it). */
-function sharedBackend(config: Config, log: Logger): RedisBackend<ReplicaSlot> {
+function sharedBackend(config: Config, log: Logger, replica: string | undefined): RedisBackend<ReplicaSlot> {
   return createRedisBackend<ReplicaSlot>(config, {
+    ...(replica === undefined ? {} : { replica }),
     onError: (error) => log.warn({ err: error }, `state.redis: ${error.message}`),
     onUpChange: (up) => (up ? log.info('state.redis: connected') : log.warn('state.redis: unreachable; routing on the last state known')),
   })

@@ -97,19 +97,7 @@ export interface RunOutcome {
 }
 
 /** The analysis section every decider gets (the SPEC's thresholds; interval 250 ms as the real-time bench uses). */
-export interface SimAnalysis {
-  readonly intervalMs: number
-  readonly windowMs: number
-  readonly minRequests: number
-  readonly maxErrorRate: number | null
-  readonly maxErrorRateIncrease: number | null
-  readonly maxP99Ms: number | null
-  readonly maxP99Ratio: number | null
-  readonly minP99DeltaMs: number
-  readonly falseRollbackRate: number
-  /** Today's gate: its per-look confidence. */
-  readonly confidence: number
-}
+export type SimAnalysis = Pick<AnalysisConfig, 'intervalMs' | 'windowMs' | 'minRequests' | 'maxErrorRate' | 'maxErrorRateIncrease' | 'maxP99Ms' | 'maxP99Ratio' | 'minP99DeltaMs' | 'falseRollbackRate' | 'confidence'>
 
 const SLOT_MS = 1000
 const MIN_EVALUATION_GAP_MS = 20

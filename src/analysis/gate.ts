@@ -5,7 +5,6 @@
  * holds; else pass. No pass is given before the canary has minRequests
  * requests in the window: that holds, and says so. Pure.
  */
-import { stableReference, stableName } from './builtin-checks.js'
 import type { Check, GateInput } from './check.js'
 import type { Decision, Finding } from './finding.js'
 import { count, ms, pct } from '../core/format.js'
@@ -33,12 +32,16 @@ export function decide(checks: readonly Check[], input: GateInput, settings: Gat
   if (held.length > 0) return { at: now, verdict: 'insufficient', reason: `holding: ${held.map((f) => f.reason).join('; ')}; collecting more requests`, findings }
 
   const latency = (p99Us: number | null): string => (p99Us === null ? '' : `, p99 ${ms(p99Us)}`)
-  const reference = stableReference(input, settings.minRequests)
+  // Only live stable figures are a reference: at 100% (and in the bake) the comparisons are not applied (issue 9).
+  const live = input.stable?.window
+  const reference = live !== undefined && live.requests >= settings.minRequests ? live : null
   const compared =
     reference !== null
-      ? `; ${stableName(reference)} ${pct(reference.errors / reference.requests)}${latency(reference.p99Us)} over ${count(reference.requests)}`
+      ? `; stable ${pct(reference.errors / reference.requests)}${latency(reference.quantileUs(0.99))} over ${count(reference.requests)}`
       : settings.compares
-        ? `; no stable reference (fewer than ${settings.minRequests} stable requests and no baseline), so the comparisons with stable are not applied`
+        ? input.weight >= 100
+          ? '; no live stable at 100%, so the comparisons with stable are not applied'
+          : `; no stable reference (fewer than ${settings.minRequests} stable requests), so the comparisons with stable are not applied`
         : ''
   // A comparison without a stable reference passes without having been applied.
   const used = findings.filter((f) => f.observed !== null).length

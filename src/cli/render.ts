@@ -74,7 +74,7 @@ export function renderFindings(findings: readonly FindingView[], c: Colors = PLA
  */
 export function checkValue(check: string, v: number): string {
   if (/ErrorRateIncrease$/.test(check)) return points(v)
-  if (/ErrorRate$/.test(check)) return pct(v)
+  if (/ErrorRate$|^stable\.health$/.test(check)) return pct(v)
   if (/P\d+/.test(check)) return msOfUs(v * 1e6)
   if (/Memory$/.test(check)) return `${(v / 2 ** 20).toFixed(1)}MiB`
   if (/Ratio$/.test(check)) return `${Number(v.toFixed(2))}x`

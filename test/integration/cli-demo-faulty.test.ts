@@ -24,7 +24,7 @@ t.test('demo --faulty: rolled back mid-rollout; the demo ends by itself and says
   t.match(summary, /^\s+reason\s+canary error rate [\d.]+% /m, 'the reason')
   t.match(summary, /^\s+checks\s+(pass|fail|insufficient)\s+maxErrorRate\s+[\d.]+%\s+max 2\.0%\s+n [\d,]+$/m, 'each check, observed vs threshold')
   // Which of the two error checks is proven first varies with the traffic; at least one failed.
-  t.match(summary, /^\s+fail\s+maxErrorRate(Increase)?\s+[\d.]+(%| points)\s+max [\d.]+(%| points)\s+n [\d,]+$/m, 'the failed check')
+  t.match(summary, /^\s+(checks\s+)?fail\s+maxErrorRate(Increase)?\s+[\d.]+(%| points)\s+max [\d.]+(%| points)\s+n [\d,]+$/m, 'the failed check')
   t.match(summary, /^\s+requests\s+v1 \(stable\) [\d,]+ .*v2 \(canary\) [\d,]+ /m)
   t.same(linesWiderThan(out, 100), [], 'every line fits 100 columns')
   t.notMatch(out, ANSI, 'no colour in a pipe')

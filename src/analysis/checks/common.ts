@@ -1,4 +1,5 @@
 /** What every built-in check shares: its settings, the α plan, the findings' shape, and the rules for "live stable" and "no pass before minRequests". */
+import type { AnalysisConfig } from '../../config/schema.js'
 import type { AlphaPlan } from '../alpha.js'
 import type { Counts, GateInput } from '../check.js'
 import type { Finding, Verdict } from '../finding.js'
@@ -9,14 +10,7 @@ import { count } from './words.js'
  * AnalysisConfig (config/schema.ts) they read, falseRollbackRate, and the
  * rollout's steps (the stages α is spent over; default the SPEC's).
  */
-export interface CheckSettings {
-  readonly minRequests: number
-  readonly maxErrorRate: number | null
-  readonly maxErrorRateIncrease: number | null
-  readonly maxP99Ms: number | null
-  readonly maxP99Ratio: number | null
-  readonly minP99DeltaMs: number
-  readonly falseRollbackRate: number
+export type CheckSettings = Pick<AnalysisConfig, 'minRequests' | 'maxErrorRate' | 'maxErrorRateIncrease' | 'maxP99Ms' | 'maxP99Ratio' | 'minP99DeltaMs' | 'falseRollbackRate'> & {
   readonly steps?: readonly number[]
   /** rollout.bakeStableShare: the bake's stage runs at 100 - this (default 0). */
   readonly bakeStableShare?: number

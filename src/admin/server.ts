@@ -121,9 +121,9 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
     '/api/v1/events',
     {
       schema: {
-        description: 'The recent audit events, oldest first.',
+        description: 'The recent audit events, oldest first (503 with state.redis while Redis cannot be reached).',
         querystring: { type: 'object', properties: { limit: { type: 'string', description: 'only the last N events (a whole number, 1 or more)' } } },
-        response: { 200: EventsViewSchema, 400: ErrorBodySchema },
+        response: { 200: EventsViewSchema, 400: ErrorBodySchema, 503: ErrorBodySchema },
       },
     },
     async (request) => {

@@ -1,9 +1,9 @@
-import t, { type Test } from 'tap'
-import { binomialLowerBound, binomialUpperTail, errorRollout, type RolloutOutcome, type Stage } from '../../bench/lib/threshold-sim.js'
-import { seededRng } from '../../bench/lib/random.js'
+import t from 'tap'
+import { binomialUpperTail, errorRollout } from '../../bench/lib/threshold-sim.js'
 import { alphaPlan } from '../../src/analysis/alpha.js'
 import type { Check } from '../../src/analysis/check.js'
-import { buildChecks, type CheckSettings } from '../../src/analysis/checks/index.js'
+import { buildChecks } from '../../src/analysis/checks/index.js'
+import { ALPHA, holds, OFF, rate, STAGES } from '../helpers/false-rollback.js'
 
 /*
  * The false-rollback bound, by simulation at the threshold itself: canaries
@@ -17,30 +17,6 @@ import { buildChecks, type CheckSettings } from '../../src/analysis/checks/index
  * shows the harness catching a test that is not anytime-valid. Seeded: the
  * same rollouts every run. The bench runs the default 0.001 over more. The latency checks: false-rollback-latency.test.ts.
  */
-const ALPHA = 0.05
-const STAGES: readonly Stage[] = [
-  { weight: 5, durationMs: 30_000 },
-  { weight: 25, durationMs: 30_000 },
-  { weight: 50, durationMs: 30_000 },
-  { weight: 100, durationMs: 30_000 },
-]
-const OFF: CheckSettings = { minRequests: 50, maxErrorRate: null, maxErrorRateIncrease: null, maxP99Ms: null, maxP99Ratio: null, minP99DeltaMs: 5, falseRollbackRate: ALPHA, steps: [5, 25, 50, 100] }
-
-function rate(runs: number, seed: number, one: (rng: () => number) => RolloutOutcome): { rolledBack: number; runs: number; lower: number; looks: number } {
-  let rolledBack = 0
-  let looks = 0
-  for (let i = 0; i < runs; i++) {
-    const o = one(seededRng(seed * 1_000_000 + i))
-    looks += o.looks
-    if (o.rolledBack) rolledBack++
-  }
-  return { rolledBack, runs, lower: binomialLowerBound(rolledBack, runs, 0.999), looks: looks / runs }
-}
-
-function holds(t: Test, r: ReturnType<typeof rate>, what: string): void {
-  t.ok(r.lower <= ALPHA, `${what}: ${r.rolledBack} of ${r.runs} rolled back (${(100 * r.rolledBack / r.runs).toFixed(1)}%; 99.9% lower bound ${(100 * r.lower).toFixed(2)}% <= ${100 * ALPHA}%), ${Math.round(r.looks)} looks per rollout`)
-}
-
 t.test('both error checks with the canary exactly at both limits (1% errors, stable 0.5%: +0.5 points)', async (t) => {
   const { checks } = buildChecks({ ...OFF, maxErrorRate: 0.01, maxErrorRateIncrease: 0.005 })
   holds(t, rate(1000, 1, (rng) => errorRollout(checks, STAGES, { canaryErrorRate: 0.01, stableErrorRate: 0.005 }, rng)), 'maxErrorRate + maxErrorRateIncrease')

@@ -1,7 +1,7 @@
-import t, { type Test } from 'tap'
-import { binomialLowerBound, latencyRollout, type RolloutOutcome, type Stage } from '../../bench/lib/threshold-sim.js'
-import { seededRng } from '../../bench/lib/random.js'
-import { buildChecks, type CheckSettings } from '../../src/analysis/checks/index.js'
+import t from 'tap'
+import { latencyRollout } from '../../bench/lib/threshold-sim.js'
+import { buildChecks } from '../../src/analysis/checks/index.js'
+import { holds, OFF, rate, STAGES } from '../helpers/false-rollback.js'
 
 /*
  * The false-rollback bound, by simulation at the threshold itself: canaries
@@ -15,30 +15,6 @@ import { buildChecks, type CheckSettings } from '../../src/analysis/checks/index
  * shows the harness catching a test that is not anytime-valid. Seeded: the
  * same rollouts every run. The bench runs the default 0.001 over more. The error checks: false-rollback-errors.test.ts.
  */
-const ALPHA = 0.05
-const STAGES: readonly Stage[] = [
-  { weight: 5, durationMs: 30_000 },
-  { weight: 25, durationMs: 30_000 },
-  { weight: 50, durationMs: 30_000 },
-  { weight: 100, durationMs: 30_000 },
-]
-const OFF: CheckSettings = { minRequests: 50, maxErrorRate: null, maxErrorRateIncrease: null, maxP99Ms: null, maxP99Ratio: null, minP99DeltaMs: 5, falseRollbackRate: ALPHA, steps: [5, 25, 50, 100] }
-
-function rate(runs: number, seed: number, one: (rng: () => number) => RolloutOutcome): { rolledBack: number; runs: number; lower: number; looks: number } {
-  let rolledBack = 0
-  let looks = 0
-  for (let i = 0; i < runs; i++) {
-    const o = one(seededRng(seed * 1_000_000 + i))
-    looks += o.looks
-    if (o.rolledBack) rolledBack++
-  }
-  return { rolledBack, runs, lower: binomialLowerBound(rolledBack, runs, 0.999), looks: looks / runs }
-}
-
-function holds(t: Test, r: ReturnType<typeof rate>, what: string): void {
-  t.ok(r.lower <= ALPHA, `${what}: ${r.rolledBack} of ${r.runs} rolled back (${(100 * r.rolledBack / r.runs).toFixed(1)}%; 99.9% lower bound ${(100 * r.lower).toFixed(2)}% <= ${100 * ALPHA}%), ${Math.round(r.looks)} looks per rollout`)
-}
-
 t.test('maxP99Ratio with the canary exactly at g(stable) on every rung, host stalls included', async (t) => {
   const { checks } = buildChecks({ ...OFF, maxP99Ratio: 1.5 })
   const scenario = { stableTail: [0.01, 0.002, 0.0005], stallEvery: 7, stallTail: [0.3, 0.1, 0.02] }

@@ -25,8 +25,9 @@ export type Env = Record<string, string | undefined>
 export function cliEnv(extra: Env = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
   for (const [key, value] of Object.entries(process.env)) {
-    // Colour is decided by the test (a pipe: none; runInTty: a terminal), not by the shell the suite runs in.
-    if (value === undefined || key.startsWith('CANARY_PROXY_') || key.startsWith('_TAPJS_PROCESSINFO_') || key === 'NO_COLOR' || key === 'FORCE_COLOR') continue
+    // Colour is decided by the test (a pipe: none; runInTty: a terminal), not by the shell the suite runs in:
+    // Node's colour depth counts a terminal under a generic CI=true as 2 colours (tty.getColorDepth).
+    if (value === undefined || key.startsWith('CANARY_PROXY_') || key.startsWith('_TAPJS_PROCESSINFO_') || key === 'NO_COLOR' || key === 'FORCE_COLOR' || key === 'CI') continue
     env[key] = value
   }
   const nodeOptions = (env.NODE_OPTIONS ?? '')

@@ -54,7 +54,7 @@ export function transition(state: RolloutState, event: RolloutEvent, now: number
       const gates = settings.preRolloutChecks ?? []
       if (gates.length > 0) {
         // Pre-rollout gates are asked at weight 0: no user reaches the canary before they pass.
-        const next: ProgressingState = { ...fresh, phase: 'progressing', weight: 0, stepIndex: -1, stepStartedAt: now }
+        const next = preRolloutStage(fresh, now)
         return moved(state, next, actor, 'start', `rollout of canary ${canaryUrl} started at 0%: waiting for the pre-rollout gate${gates.length === 1 ? '' : 's'} (${gates.join(', ')})`, [{ type: 'publish' }], observed)
       }
       const next = enterStep(fresh, 0, now, settings)
@@ -72,7 +72,8 @@ export function transition(state: RolloutState, event: RolloutEvent, now: number
       if (state.canaryUrl === null) return refuse('no canary upstream is known: start a rollout instead (canary-proxy start --canary URL)')
       let next: RolloutState
       if (state.weight >= 100) next = { ...base, phase: 'baking', weight: 100, stepIndex: stepIndexAtOrBelow(100, settings.steps), bakeStartedAt: now }
-      else if (state.stepIndex === null) next = enterStep(base, 0, now, settings)
+      // At 0% with pre-rollout gates, resuming goes back to waiting for them: they pass before the first step, always.
+      else if (state.stepIndex === null) next = state.weight === 0 && (settings.preRolloutChecks ?? []).length > 0 ? preRolloutStage(base, now) : enterStep(base, 0, now, settings)
       else next = { ...base, phase: 'progressing', weight: state.weight, stepIndex: state.stepIndex, stepStartedAt: now }
       return moved(state, next, actor, 'resume', `resumed at ${next.weight}%`, [{ type: 'publish' }], observed)
     }
@@ -255,6 +256,11 @@ function commonOf(state: RolloutState): Base {
     lastDecision: state.lastDecision,
     baseline: state.baseline ?? null,
   }
+}
+
+/** Waiting for the pre-rollout gates: under way at 0%, before the first step (index -1). */
+function preRolloutStage(base: Base, now: number): ProgressingState {
+  return { ...base, phase: 'progressing', weight: 0, stepIndex: -1, stepStartedAt: now }
 }
 
 /** Enters step `index`: 100% (or beyond the last step) is the bake; a pause step waits there for `resume`, checks still running. */

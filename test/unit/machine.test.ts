@@ -365,3 +365,16 @@ t.test('pre-rollout gates: a rollout starts at 0% and enters its first step once
   const r = transition(go(initialState(STABLE, CANARY, T0), { type: 'start', canary: null }, T0), { type: 'analysis', verdict: fail(T0 + 50) }, T0 + 50, gated)
   t.ok(r.ok && r.state.phase === 'rolled_back', 'a proven fail still rolls back while waiting')
 })
+
+t.test('resuming a rollout paused before its first step goes back to the pre-rollout gates', async (t) => {
+  const gated: RolloutSettings = { ...settings, preRolloutChecks: ['webhook.a'], progressDeadlineMs: 1000 }
+  const started = transition(initialState(STABLE, CANARY, T0), { type: 'start', canary: null }, T0, gated)
+  if (!started.ok) throw new Error(started.conflict)
+  const late = transition(started.state, { type: 'analysis', verdict: hold(T0 + 1000) }, T0 + 1000, gated)
+  if (!late.ok) throw new Error(late.conflict)
+  t.match(late.state, { phase: 'paused', weight: 0 }, 'the gate did not answer by the deadline')
+  const audit = late.effects.find((e) => e.type === 'audit')
+  t.match(audit?.type === 'audit' ? audit.record.reason : '', /the pre-rollout stage \(0%\) did not finish within 1s/)
+  const resumed = transition(late.state, { type: 'resume' }, T0 + 2000, gated)
+  t.ok(resumed.ok && resumed.state.phase === 'progressing' && resumed.state.weight === 0 && resumed.state.stepIndex === -1, 'still at 0%, waiting for the gate')
+})

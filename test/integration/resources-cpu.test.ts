@@ -3,65 +3,16 @@
 // processes exporting their own process metrics (prom-client), a real
 // Prometheus scraping them every second, and the probes on a real ProbeRunner
 // (attached from outside until the controller runs probes itself).
-import t, { type Test } from 'tap'
-import { setTimeout as sleep } from 'node:timers/promises'
-import { Pool } from 'undici'
+import t from 'tap'
 import type { Finding } from '../../src/analysis/finding.js'
-import { configFromObject } from '../../src/config/load.js'
-import type { Config } from '../../src/config/schema.js'
 import { systemClock } from '../../src/core/clock.js'
 import { buildExternalChecks } from '../../src/probes/external-checks.js'
-import { startApp, type Running } from '../helpers/app.js'
 import { attachRunner, GateLoop, rolloutFrom } from '../helpers/probe-wiring.js'
-import { startResourceUpstream, type ResourceUpstream } from '../helpers/resource-upstream.js'
+import { externalConfig, proxyAt50, traffic, until } from '../helpers/resource-run.js'
+import { startResourceUpstream } from '../helpers/resource-upstream.js'
 
 /** Hash rounds per request: ~2 ms of CPU on this machine for the healthy side. */
 const WORK = 500
-
-async function proxyAt50(t: Test, stable: ResourceUpstream, canary: ResourceUpstream): Promise<Running> {
-  const running = await startApp(t, { upstreams: { stable: stable.url, canary: canary.url }, rollout: { steps: [50], stepDuration: '10m', autoStart: true } })
-  t.equal(running.app.controller.state.weight, 50, 'the rollout sits at 50%')
-  return running
-}
-
-function externalConfig(running: Running, analysis: Record<string, unknown>): Config {
-  const r = configFromObject({ upstreams: { stable: running.config.upstreams.stable }, analysis })
-  if (!r.ok) throw new Error(r.error.map((i) => `${i.path}: ${i.message}`).join('; '))
-  return r.value
-}
-
-/** Steady traffic through the proxy (two clients, ~25 ms apart each) until stopped. */
-function traffic(t: Test, proxyUrl: string): { stop(): Promise<void>; sent(): number } {
-  const pool = new Pool(proxyUrl, { connections: 2 })
-  let running = true
-  let sent = 0
-  const worker = async (): Promise<void> => {
-    while (running) {
-      const res = await pool.request({ method: 'GET', path: '/work' })
-      await res.body.dump()
-      sent++
-      await sleep(25)
-    }
-  }
-  const workers = [worker(), worker()]
-  let stopped: Promise<void> | null = null
-  const stop = (): Promise<void> =>
-    (stopped ??= (async () => {
-      running = false
-      await Promise.all(workers)
-      await pool.close()
-    })())
-  t.teardown(stop)
-  return { stop, sent: () => sent }
-}
-
-async function until(what: () => boolean, timeoutMs: number): Promise<boolean> {
-  for (let waited = 0; waited < timeoutMs; waited += 100) {
-    if (what()) return true
-    await sleep(100)
-  }
-  return what()
-}
 
 const failures = (findings: readonly Finding[]): Finding[] => findings.filter((f) => f.verdict === 'fail')
 

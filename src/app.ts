@@ -1,9 +1,7 @@
 /** buildApp(deps): wires config, clock, stores, data plane, admin plane and rollout controller; returns handles and a graceful close(). Never listens by itself. */
-import type { Server } from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import type { Registry } from 'prom-client'
+import { AggregatorRegistry, type Registry } from 'prom-client'
 import { buildControlPlane, rolloutConfig, type ControlPlane, type SharedState } from './control-plane.js'
 import { createAdminServer, type Readiness, type RolloutControl } from './admin/server.js'
 import type { EventView, StatusView } from './api/wire.js'
@@ -16,13 +14,13 @@ import { createLogger } from './log.js'
 import type { UncaughtOrigin } from './cli/process-guard.js'
 import type { Backends } from './proxy/backends.js'
 import type { ExternalChecks } from './probes/external-checks.js'
-import type { DataPlaneCounters } from './proxy/exchange.js'
-import { defaultMaxConnections, openFileLimit } from './proxy/connection-limit.js'
-import { createDataPlane, type ClientCounters } from './proxy/server.js'
-import { UpstreamPools } from './proxy/upstreams.js'
 import type { RolloutController } from './rollout/controller.js'
 import type { ReplicaSlot } from './rollout/replica-link.js'
-import { createRegistry } from './stats/metrics.js'
+import { createControlPlaneRegistry, createRegistry, textFormatNaN } from './stats/metrics.js'
+import { buildDataPlane, dataPlaneCounters, upstreamPools, urlOf } from './data-plane.js'
+import type { SideName } from './routing/snapshot.js'
+import { WorkerPool } from './workers/primary.js'
+import type { WorkerSettings } from './workers/protocol.js'
 import { AuditLog } from './state/audit-log.js'
 import { FileStateStore } from './state/file-store.js'
 import { MonitoredStore } from './state/monitored-store.js'
@@ -38,13 +36,24 @@ export interface AppDeps {
   readonly store?: StateStore
   /** With state.redis: this replica's id (lease holder, delta and audit author); default host:pid. Replicas in one process (tests) need distinct ones. */
   readonly replica?: string
+  /**
+   * listen.workers above 1: this process is the primary (control plane,
+   * admin API, /metrics) and forks that many workers, which proxy. `exec`
+   * and `args` are what a worker runs (`serve` gives its own command line;
+   * a worker finds itself a worker and calls runWorker); `configText` is the
+   * config file's text, which every worker parses the same.
+   */
+  readonly workers?: { readonly exec: string; readonly args?: readonly string[]; readonly configText: string }
 }
 
 export interface App {
   readonly config: Config
   readonly controller: RolloutController
   readonly backends: Backends
-  readonly dataPlane: FastifyInstance
+  /** This process's proxy listener; null in a primary of listen.workers (its workers proxy). */
+  readonly dataPlane: FastifyInstance | null
+  /** The workers of listen.workers (null: this process proxies itself). */
+  readonly workers: WorkerPool | null
   readonly admin: FastifyInstance
   readonly registry: Registry
   readonly log: Logger
@@ -76,14 +85,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const clock = deps.clock ?? systemClock
   const random = deps.random ?? systemRandom
   const log = deps.log ?? createLogger(config.log.level)
-  const faults: DataPlaneCounters = { internalErrors: 0, inFlight: 0, bodyTimeouts: 0, draining: false, onIdle: null, bodyTimeoutMs: config.listen.bodyTimeoutMs, clock }
-  const pools = new UpstreamPools({
-    connectTimeoutMs: config.routing.connectTimeoutMs,
-    onError: (error) => {
-      faults.internalErrors++
-      log.error({ err: error }, 'an upstream client reported an error no request took (a proxy bug)')
-    },
-  })
+  const faults = dataPlaneCounters(config, clock)
+  const pools = upstreamPools(config, faults, log)
   let uncaughtErrors = 0
   // state.redis: one rollout shared by every replica; else this process's own state file.
   const redis = deps.store === undefined && config.state.redis !== null ? sharedBackend(config, log, deps.replica) : null
@@ -93,45 +96,41 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   warnWithoutChecks(config, log)
   const events = new EventFeed((error, event) => log.error({ err: error, event: event.type }, 'an event subscriber failed'))
   events.subscribe((event) => recordTransition(event, audit, log))
+  const pool =
+    deps.workers !== undefined && config.listen.workers > 1
+      ? new WorkerPool({
+          count: config.listen.workers,
+          configText: deps.workers.configText,
+          exec: deps.workers.exec,
+          ...(deps.workers.args === undefined ? {} : { args: deps.workers.args }),
+          settings: workerSettings(config, config.analysis.intervalMs),
+          clock,
+          log,
+        })
+      : null
   let plane: ControlPlane
   try {
-    plane = await buildControlPlane({ config, clock, store, pools, log, events, ...(redis === null ? {} : { shared: sharedState(redis) }) })
+    plane = await buildControlPlane({
+      config,
+      clock,
+      store,
+      pools,
+      log,
+      events,
+      ...(redis === null ? {} : { shared: sharedState(redis) }),
+      ...(pool === null ? {} : { dataPlanes: pool }),
+    })
   } catch (error) {
     await audit.close()
     await redis?.close()
     throw error
   }
   const { controller, backends, status } = plane
+  pool?.configure(workerSettings(config, plane.analysis.slotMs))
   let readiness: Readiness = 'starting'
 
-  const clientCounters: ClientCounters = { connectionsDropped: 0 }
-  const fdLimit = openFileLimit()
-  const maxConnections = config.listen.maxConnections ?? defaultMaxConnections(fdLimit)
-  if (config.listen.maxConnections === null) log.debug({ maxConnections, openFileLimit: fdLimit }, 'listen.maxConnections derived from the open-file limit')
-  const dataPlane = createDataPlane({
-    ref: backends.ref,
-    random,
-    faults,
-    responseTimeoutMs: config.routing.responseTimeoutMs,
-    maxConnections,
-    headersTimeoutMs: config.listen.headersTimeoutMs,
-    requestTimeoutMs: config.listen.requestTimeoutMs,
-    lingerTimeoutMs: config.listen.lingerTimeoutMs,
-    clientCounters,
-    clock,
-    log: log.child({ plane: 'data' }),
-  })
-  const upgraded = new Set<Socket>()
-  dataPlane.server.on('upgrade', (_req, socket: Socket) => {
-    // A client may send several Upgrade requests on one socket (h2c ones are replayed as plain requests).
-    if (upgraded.has(socket)) return
-    upgraded.add(socket)
-    socket.once('close', () => upgraded.delete(socket))
-  })
-  const registry = createRegistry({
-    sides: [backends.sides.stable, backends.sides.canary],
-    override: [backends.override.stable, backends.override.canary],
-    connectionsDropped: () => clientCounters.connectionsDropped,
+  const local = pool === null ? buildDataPlane({ config, backends, faults, clock, random, log }) : null
+  const controlMetrics = {
     weight: () => controller.state.weight,
     phase: () => controller.state.phase,
     step: () => {
@@ -144,14 +143,25 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     ready: () => readiness === 'ready',
     rollbacks: () => controller.rollbacks,
     internalErrors: () => faults.internalErrors,
-    bodyTimeouts: () => faults.bodyTimeouts,
     uncaughtErrors: () => uncaughtErrors,
     persistFailures: () => controller.authority.failures,
     auditWriteFailures: () => audit.writeFailures,
     stateBackendUp: () => (redis === null ? store.up : controller.authority.view().up),
     webhookCalls: () => plane.external.counters.values(),
-    windowFigures: (side) => plane.figures()[side],
-  })
+    windowFigures: (side: SideName) => plane.figures()[side],
+  }
+  const registry =
+    local === null
+      ? createControlPlaneRegistry({ ...controlMetrics, sideNames: ['stable', 'canary'] })
+      : createRegistry({
+          ...controlMetrics,
+          sides: [backends.sides.stable, backends.sides.canary],
+          override: [backends.override.stable, backends.override.canary],
+          connectionsDropped: () => local.clientCounters.connectionsDropped,
+          bodyTimeouts: () => faults.bodyTimeouts,
+        })
+  // Among workers, a scrape sums their registries with the primary's (prom-client's AggregatorRegistry).
+  const exposition: Exposition = pool === null ? registry : workersExposition(registry, pool)
   const control: RolloutControl = {
     status,
     // Among replicas the audit trail is the shared stream; this process's file holds what it wrote itself.
@@ -164,7 +174,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   }
   const admin = await createAdminServer({
     control,
-    registry,
+    registry: exposition,
     tokens: config.admin.tokens,
     readiness: () => readiness,
     log: log.child({ plane: 'admin' }),
@@ -178,7 +188,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     },
     controller,
     backends,
-    dataPlane,
+    dataPlane: local?.server ?? null,
+    workers: pool,
     admin,
     registry,
     log,
@@ -198,6 +209,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       config = { ...next, listen: config.listen, admin: config.admin, state: config.state, audit: config.audit, metrics: config.metrics }
       log.level = next.log.level
       await plane.reconfigure(config)
+      pool?.configure(workerSettings(config, plane.analysis.slotMs))
       await controller.reload(rolloutConfig(config))
       events.emit({ type: 'configReload', at: clock.now(), ok: true, problems: fixed.map((key) => `${key}: changed; takes effect on restart`) })
       return fixed
@@ -205,33 +217,29 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     async listen() {
       // Admin first, so /readyz can say "starting" while the data plane binds.
       await admin.listen({ host: config.admin.host, port: config.admin.port })
-      await dataPlane.listen({ host: config.listen.host, port: config.listen.port })
+      let proxyUrl: string
+      if (local !== null) proxyUrl = await local.listen()
+      else {
+        // Every worker gets the table the controller restored before it accepts a connection.
+        await pool?.start()
+        proxyUrl = pool?.url ?? ''
+      }
       plane.start()
       readiness = 'ready'
-      const proxyUrl = urlOf(dataPlane.server)
       const adminUrl = urlOf(admin.server)
-      log.info({ proxy: proxyUrl, admin: adminUrl, stable: controller.state.stableUrl, canary: controller.state.canaryUrl, phase: controller.state.phase }, `canary-proxy listening on ${proxyUrl} (admin ${adminUrl})`)
+      const workers = pool === null ? {} : { workers: pool.count, pids: pool.pids }
+      log.info(
+        { proxy: proxyUrl, admin: adminUrl, stable: controller.state.stableUrl, canary: controller.state.canaryUrl, phase: controller.state.phase, ...workers },
+        `canary-proxy listening on ${proxyUrl} (admin ${adminUrl})${pool === null ? '' : ` with ${pool.count} workers`}`,
+      )
       return { proxyUrl, adminUrl }
     },
     close() {
       closing ??= (async () => {
         readiness = 'draining'
-        faults.draining = true
-        const deadline = clock.after(config.listen.drainTimeoutMs, () => {
-          log.warn(`drain timeout (${config.listen.drainTimeoutMs}ms) reached: closing the connections still open`)
-          dataPlane.server.closeAllConnections()
-          for (const socket of upgraded) socket.destroy()
-        })
-        // Once nothing is in flight, the connections left are idle or have
-        // never carried a request (a client's spare): close them now rather
-        // than wait for their timeouts. Upgraded (WebSocket) sockets are
-        // outside the HTTP server's bookkeeping; they end with the deadline.
-        const closed = dataPlane.close()
-        faults.onIdle = () => dataPlane.server.closeAllConnections()
-        if (faults.inFlight === 0) faults.onIdle()
-        await closed
-        deadline.cancel()
-        for (const socket of upgraded) socket.destroy()
+        if (local !== null) await local.drain()
+        // Each worker drains within listen.drainTimeout; one that hangs past it (and a margin) is killed.
+        else await pool?.drain(config.listen.drainTimeoutMs + 5_000)
         controller.stopTimers()
         // The last transitions' notifications get a moment to go out; the probes stop first.
         await plane.stop(2_000)
@@ -304,8 +312,20 @@ function warnWithoutChecks(config: Config, log: Logger): void {
   }
 }
 
-function urlOf(server: Server): string {
-  const address = server.address() as AddressInfo
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
-  return `http://${host}:${address.port}`
+/** What the admin API's /metrics serves: a registry, or the workers' sum with the primary's. */
+type Exposition = Pick<Registry, 'contentType' | 'metrics'>
+
+function workersExposition(primary: Registry, pool: WorkerPool): Exposition {
+  return {
+    contentType: primary.contentType,
+    async metrics() {
+      const [own, workers] = await Promise.all([primary.getMetricsAsJSON(), pool.metrics()])
+      return textFormatNaN(await AggregatorRegistry.aggregate([own, ...workers]).metrics())
+    },
+  }
+}
+
+/** A worker sends its deltas twice per slot or analysis interval, whichever is shorter (so a collect never waits a whole slot). */
+function workerSettings(config: Config, slotMs: number): WorkerSettings {
+  return { logLevel: config.log.level, pushMs: Math.max(10, Math.floor(Math.min(slotMs, config.analysis.intervalMs) / 2)) }
 }

@@ -21,6 +21,8 @@ import type { UpstreamPools } from './proxy/upstreams.js'
 import type { Authority } from './rollout/authority.js'
 import { RolloutController, type RolloutConfig } from './rollout/controller.js'
 import { LocalLink } from './rollout/local-link.js'
+import type { DataPlaneLink } from './rollout/ports.js'
+import type { SideName } from './routing/snapshot.js'
 import { ReplicaLink, type SharedWindows } from './rollout/replica-link.js'
 import { SharedAuthority } from './rollout/shared-authority.js'
 import { routingTable } from './routing/table.js'
@@ -48,6 +50,8 @@ export interface ControlPlaneDeps {
   readonly events?: EventFeed
   /** Replicas sharing one rollout (state.redis). */
   readonly shared?: SharedState
+  /** The data planes are elsewhere (listen.workers: the WorkerPool): the controller routes and collects through this, not this process's Backends. */
+  readonly dataPlanes?: DataPlaneLink & { served(side: SideName): number }
 }
 
 export interface ControlPlane {
@@ -77,6 +81,7 @@ export async function buildControlPlane(deps: ControlPlaneDeps): Promise<Control
   const events = deps.events ?? new EventFeed((error, event) => log.error({ err: error, event: event.type }, 'an event subscriber failed'))
   // The data plane starts on all-stable; the controller publishes the real table as soon as it has restored the state.
   const backends = new Backends(deps.pools, routingTable({ stableUrl: config.upstreams.stable, canaryUrl: null, weight: 0, generation: 0 }, config.routing, 0), config.metrics.bucketsSeconds)
+  const served = (side: SideName): number => deps.dataPlanes?.served(side) ?? backends.sides[side].outcomes
   let controller: RolloutController | null = null
   const probeRollout = (): ProbeRollout => {
     const s = controller?.state
@@ -85,13 +90,13 @@ export async function buildControlPlane(deps: ControlPlaneDeps): Promise<Control
   }
   const build = (c: Config): { external: ExternalChecks; runner: ProbeRunner; detach: () => void } => {
     const external = buildExternalChecks(c, { clock, log, urls: () => ({ stable: controller?.state.stableUrl ?? c.upstreams.stable, canary: controller?.state.canaryUrl ?? null }) })
-    const runner = new ProbeRunner({ clock, probes: external.probes, rollout: probeRollout, servedRequests: (side) => backends.sides[side].outcomes, log })
+    const runner = new ProbeRunner({ clock, probes: external.probes, rollout: probeRollout, servedRequests: served, log })
     const off = [runner.attach(events), external.notifier.attach(events)]
     return { external, runner, detach: () => off.forEach((f) => f()) }
   }
   let probes = build(config)
   const analysis = new Analysis(config.analysis, clock.now(), { checks: [...defaultChecks(config.analysis, config.rollout), ...probes.external.checks], probes: probes.runner })
-  const local = new LocalLink(backends)
+  const local = deps.dataPlanes ?? new LocalLink(backends)
   const replicas = shared === undefined ? null : new ReplicaLink(local, shared.windows, { clock, sink: analysis, log })
   const authority: Authority | undefined =
     shared === undefined
@@ -146,7 +151,7 @@ export async function buildControlPlane(deps: ControlPlaneDeps): Promise<Control
       await probes.external.close(flushMs)
     },
     status: () =>
-      statusView(ctl.state, ctl.settings, figures(), { stable: backends.sides.stable.outcomes, canary: backends.sides.canary.outcomes }, {
+      statusView(ctl.state, ctl.settings, figures(), { stable: served('stable'), canary: served('canary') }, {
         ...ctl.authority.view(),
         ...(replicas === null ? {} : { replicas: replicas.replicasSeen }),
       }),

@@ -28,7 +28,8 @@ export interface RolloutControl {
 
 export interface AdminDeps {
   readonly control: RolloutControl
-  readonly registry: Registry
+  /** GET /metrics: a registry, or anything that formats like one (the sum of listen.workers' registries). */
+  readonly registry: Pick<Registry, 'contentType' | 'metrics'>
   readonly tokens: ReadonlyMap<string, string>
   readonly readiness: () => Readiness
   readonly log: Logger

@@ -5,6 +5,7 @@
  * (`status`, `wait` polling in CI) loads the HTTP client only, not the proxy,
  * the admin server and the config validator, so it starts in a fraction of the time.
  */
+import cluster from 'node:cluster'
 import { existsSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
@@ -86,6 +87,11 @@ export function exampleConfig(): string | null {
 }
 
 async function serve(file: string, defaulted: boolean, io: Io): Promise<number> {
+  // A worker of listen.workers runs the primary's command line again: it proxies, by what the primary sends it.
+  if (cluster.isWorker && process.env.CANARY_PROXY_WORKER === '1') {
+    const { runWorker } = await import('../workers/worker.js')
+    return runWorker()
+  }
   // Run from an installed package, there is no config in the working
   // directory: say where the package's example is and how to start from it.
   if (defaulted && !existsSync(file)) {
@@ -99,8 +105,9 @@ async function serve(file: string, defaulted: boolean, io: Io): Promise<number> 
     io.err('  or pass --config FILE (or set CANARY_PROXY_CONFIG)')
     return EXIT_FAILED
   }
-  const { loadConfigFile } = await import('../config/load.js')
-  const result = await loadConfigFile(file)
+  const { parseConfigText, readConfigFile } = await import('../config/load.js')
+  const text = await readConfigFile(file)
+  const result = text.ok ? parseConfigText(text.value) : text
   if (!result.ok) {
     for (const issue of result.error) io.err(renderIssue(issue))
     io.err(`${file}: ${messageOf('CPX_ERR_CONFIG_INVALID')}, not starting (CPX_ERR_CONFIG_INVALID)`)
@@ -121,7 +128,9 @@ async function serve(file: string, defaulted: boolean, io: Io): Promise<number> 
   const { buildApp } = await import('../app.js')
   let app
   try {
-    app = await buildApp({ config: result.value })
+    // listen.workers above 1: this process is the primary; its workers run this same command line.
+    const workers = result.value.listen.workers > 1 && text.ok ? { workers: { exec: process.argv[1] ?? '', args: process.argv.slice(2), configText: text.value } } : {}
+    app = await buildApp({ config: result.value, ...workers })
   } catch (error) {
     // An unusable state or audit path: the message names it; no stack trace.
     io.err(`cannot start: ${(error as Error).message}`)
@@ -160,8 +169,9 @@ async function serve(file: string, defaulted: boolean, io: Io): Promise<number> 
 
 /** SIGHUP: a valid config is applied without dropping a request; an invalid one is refused with validate's messages, the last good one serving on. */
 async function reloadConfig(file: string, app: App, io: Io): Promise<void> {
-  const { loadConfigFile } = await import('../config/load.js')
-  const result = await loadConfigFile(file)
+  const { parseConfigText, readConfigFile } = await import('../config/load.js')
+  const text = await readConfigFile(file)
+  const result = text.ok ? parseConfigText(text.value) : text
   if (!result.ok) {
     for (const issue of result.error) io.err(renderIssue(issue))
     const problems = result.error.map(renderIssue)

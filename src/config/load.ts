@@ -1,5 +1,6 @@
 /** Reads a config: YAML -> ${ENV} substitution -> schema with defaults -> semantic checks -> Config, or every problem found. */
 import { readFile } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
 import { Ajv } from 'ajv'
 import { parseDocument } from 'yaml'
 import { parseBytes } from '../core/bytes.js'
@@ -43,15 +44,19 @@ expectedKeyword(ajv)
 const validateSchema = ajv.compile<RawConfig>(ConfigSchema)
 
 export async function loadConfigFile(file: string, env: Env = process.env): Promise<ConfigResult> {
-  let text: string
+  const text = await readConfigFile(file)
+  return text.ok ? parseConfigText(text.value, env) : text
+}
+
+/** The config file's text (what listen.workers' workers parse the same), or why it cannot be read. */
+export async function readConfigFile(file: string): Promise<Result<string, readonly ConfigIssue[]>> {
   try {
-    text = await readFile(file, 'utf8')
+    return ok(await readFile(file, 'utf8'))
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
     const why = code === 'ENOENT' ? 'file not found' : `cannot read the file (${code ?? String(error)})`
     return err([{ path: '(file)', message: `${file}: ${why}` }])
   }
-  return parseConfigText(text, env)
 }
 
 export function parseConfigText(text: string, env: Env = process.env): ConfigResult {
@@ -376,6 +381,7 @@ function resolve(raw: RawConfig): Config {
       headersTimeoutMs: ms(raw.listen.headersTimeout),
       requestTimeoutMs: ms(raw.listen.requestTimeout),
       lingerTimeoutMs: ms(raw.listen.lingerTimeout),
+      workers: raw.listen.workers === 'auto' ? availableParallelism() : raw.listen.workers,
     },
     admin: { host: raw.admin.host, port: raw.admin.port, tokens },
     upstreams: { stable: raw.upstreams.stable, canary: canary === undefined || canary === '' ? null : canary },

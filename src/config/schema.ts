@@ -20,6 +20,17 @@ const headers = () => Type.Record(headerName(), Type.String())
 
 const port = (def: number): TInteger => Type.Integer({ minimum: 0, maximum: 65535, default: def })
 const host = (def: string): TString => Type.String({ minLength: 1, default: def })
+const WORKERS_EXPECTED = 'a whole number of worker processes from 1 to 256, or "auto" (one per core)'
+/** A count or the word `auto`; every branch says the same words, so a bad value reads as one line. */
+const workers = () =>
+  Type.Unsafe<number | 'auto'>({
+    anyOf: [
+      { type: 'integer', minimum: 1, maximum: 256, 'x-expected': WORKERS_EXPECTED },
+      { type: 'string', pattern: '^auto$', 'x-expected': WORKERS_EXPECTED },
+    ],
+    'x-expected': WORKERS_EXPECTED,
+    default: 1,
+  })
 const section = <T extends Record<string, TSchema>>(properties: T) => Type.Object(properties, { additionalProperties: false, default: {} })
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -120,6 +131,8 @@ export const ConfigSchema = Type.Object(
       lingerTimeout: duration('5s'),
       /** The longest a request body may go without a byte from the client (NGINX's client_body_timeout): then 408. */
       bodyTimeout: duration('60s'),
+      /** Worker processes proxying on this host (node:cluster); the primary owns the control plane. `auto`: one per core. */
+      workers: workers(),
     }),
     admin: section({
       host: host('127.0.0.1'),
@@ -243,6 +256,8 @@ export interface Config {
     readonly headersTimeoutMs: number
     readonly requestTimeoutMs: number
     readonly lingerTimeoutMs: number
+    /** listen.workers resolved (`auto`: the host's available parallelism); 1 is one process, no cluster. */
+    readonly workers: number
   }
   readonly admin: {
     readonly host: string

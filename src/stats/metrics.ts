@@ -7,13 +7,28 @@ import type { SideName } from '../routing/snapshot.js'
 import type { OverrideStats } from './override-stats.js'
 import { STATUS_CLASSES, type SideStats, type SideSummary } from './side-stats.js'
 
-/** What the control plane exposes to the scrape. */
-export interface MetricsSource {
+/** What every process exposes: its own faults (a worker's and the primary's add up). */
+export interface ProcessMetricsSource {
+  internalErrors(): number
+  /** Errors that escaped every handler and reached the process guard (`serve` only). */
+  uncaughtErrors(): number
+}
+
+/** What a data plane exposes: the counters its hot path keeps (a worker's registry holds these only). */
+export interface DataPlaneMetricsSource extends ProcessMetricsSource {
   readonly sides: readonly SideStats[]
   /** Requests routed by the override header, counted apart from the sides. */
   readonly override: readonly OverrideStats[]
   /** Client connections closed at accept because listen.maxConnections were open. */
   connectionsDropped(): number
+  /** Requests answered 408 because their body stalled (listen.bodyTimeout). */
+  bodyTimeouts(): number
+}
+
+/** What the control plane exposes: the rollout, the window it judges, the stores (the primary's registry among workers). */
+export interface ControlPlaneMetricsSource extends ProcessMetricsSource {
+  /** The sides whose window figures are shown. */
+  readonly sideNames: readonly SideName[]
   weight(): number
   phase(): Phase
   /** The 0-based index into rollout.steps, or -1 when no step applies (no rollout under way, or below the first step). */
@@ -27,11 +42,6 @@ export interface MetricsSource {
   /** True while /readyz answers 200. */
   ready(): boolean
   rollbacks(): number
-  internalErrors(): number
-  /** Requests answered 408 because their body stalled (listen.bodyTimeout). */
-  bodyTimeouts(): number
-  /** Errors that escaped every handler and reached the process guard (`serve` only). */
-  uncaughtErrors(): number
   persistFailures(): number
   auditWriteFailures(): number
   /** The state store answers: false from a failed save until one lands. */
@@ -41,6 +51,9 @@ export interface MetricsSource {
   /** Current window figures per side, computed when scraped. */
   windowFigures(side: SideName): SideSummary
 }
+
+/** One process that proxies and decides. */
+export type MetricsSource = DataPlaneMetricsSource & Omit<ControlPlaneMetricsSource, 'sideNames'>
 
 type Values = MetricValue<string>[] | MetricValueWithName<string>[]
 type MetricType = 'counter' | 'gauge' | 'histogram' | 'summary'
@@ -82,8 +95,13 @@ class ScrapeTimeMetric {
  */
 class ExpositionRegistry extends Registry {
   override async metrics(): Promise<string> {
-    return (await super.metrics()).replace(/^([^#\n][^\n]*) Nan$/gm, '$1 NaN')
+    return textFormatNaN(await super.metrics())
   }
+}
+
+/** prom-client's `Nan` spelled `NaN`, for a registry's text and for an aggregate of several (listen.workers). */
+export function textFormatNaN(text: string): string {
+  return text.replace(/^([^#\n][^\n]*) Nan$/gm, '$1 NaN')
 }
 
 /** The window summary's quantile labels and the SideSummary field each one reads. */
@@ -94,12 +112,38 @@ const WINDOW_QUANTILES = [
   ['0.999', 'p999Ms'],
 ] as const
 
+/** One process that proxies and decides: every metric of the SPEC's table, and Node's process metrics. */
 export function createRegistry(source: MetricsSource): Registry {
   const registry = new ExpositionRegistry()
   collectDefaultMetrics({ register: registry })
-  const add = (metric: ScrapeTimeMetric): void => registry.registerMetric(metric as never)
-  const one = (value: number): MetricValue<string>[] => [{ labels: {}, value }]
+  addDataPlaneMetrics(registry, source)
+  addControlPlaneMetrics(registry, { ...source, sideNames: source.sides.map((s) => s.side) })
+  addProcessMetrics(registry, source)
+  return registry
+}
 
+/** A worker's registry (listen.workers): its hot path's counters; the primary sums the workers' (AggregatorRegistry.aggregate). */
+export function createDataPlaneRegistry(source: DataPlaneMetricsSource): Registry {
+  const registry = new ExpositionRegistry()
+  collectDefaultMetrics({ register: registry })
+  addDataPlaneMetrics(registry, source)
+  addProcessMetrics(registry, source)
+  return registry
+}
+
+/** The primary's registry among workers: the rollout, the merged window, the stores; the workers' counters are summed beside it. */
+export function createControlPlaneRegistry(source: ControlPlaneMetricsSource): Registry {
+  const registry = new ExpositionRegistry()
+  collectDefaultMetrics({ register: registry })
+  addControlPlaneMetrics(registry, source)
+  addProcessMetrics(registry, source)
+  return registry
+}
+
+const one = (value: number): MetricValue<string>[] => [{ labels: {}, value }]
+
+function addDataPlaneMetrics(registry: Registry, source: DataPlaneMetricsSource): void {
+  const add = (metric: ScrapeTimeMetric): void => registry.registerMetric(metric as never)
   add(
     new ScrapeTimeMetric('canary_proxy_requests_total', 'Proxied requests by side and status class; "error" is no response from the upstream (the proxy answered 502/504).', 'counter', () =>
       source.sides.flatMap((s) => STATUS_CLASSES.map((cls, i) => ({ labels: { upstream: s.side, status_class: cls }, value: s.byClass[i] ?? 0 }))),
@@ -121,6 +165,27 @@ export function createRegistry(source: MetricsSource): Registry {
       }),
     ),
   )
+  add(
+    new ScrapeTimeMetric('canary_proxy_client_aborts_total', 'Requests whose client went away before the response ended (not upstream errors).', 'counter', () =>
+      source.sides.map((s) => ({ labels: { upstream: s.side }, value: s.clientAborts })),
+    ),
+  )
+  add(
+    new ScrapeTimeMetric('canary_proxy_upstream_retries_total', 'Requests sent once more on a new connection after a kept-alive one closed before any response byte (idempotent, no body).', 'counter', () =>
+      source.sides.map((s) => ({ labels: { upstream: s.side }, value: s.retries })),
+    ),
+  )
+  add(new ScrapeTimeMetric('canary_proxy_client_body_timeouts_total', 'Requests answered 408 because the client sent no body byte for listen.bodyTimeout (never charged to a side).', 'counter', () => [{ labels: {}, value: source.bodyTimeouts() }]))
+  add(
+    new ScrapeTimeMetric('canary_proxy_override_requests_total', 'Requests routed by the override header (from routing.overrideFrom); never in canary_proxy_requests_total, the duration histogram or the gate.', 'counter', () =>
+      source.override.map((s) => ({ labels: { upstream: s.side }, value: s.total })),
+    ),
+  )
+  add(new ScrapeTimeMetric('canary_proxy_connections_dropped_total', 'Client connections closed at accept because listen.maxConnections were already open.', 'counter', () => one(source.connectionsDropped())))
+}
+
+function addControlPlaneMetrics(registry: Registry, source: ControlPlaneMetricsSource): void {
+  const add = (metric: ScrapeTimeMetric): void => registry.registerMetric(metric as never)
   add(new ScrapeTimeMetric('canary_proxy_canary_weight', 'Canary weight in percent (0..100).', 'gauge', () => one(source.weight())))
   add(
     new ScrapeTimeMetric('canary_proxy_rollout_phase', 'Rollout phase: 1 for the current phase, 0 for the others.', 'gauge', () => {
@@ -142,13 +207,8 @@ export function createRegistry(source: MetricsSource): Registry {
   )
   add(new ScrapeTimeMetric('canary_proxy_rollbacks_total', 'Automatic rollbacks (canary weight dropped to 0 on a breach).', 'counter', () => one(source.rollbacks())))
   add(
-    new ScrapeTimeMetric('canary_proxy_client_aborts_total', 'Requests whose client went away before the response ended (not upstream errors).', 'counter', () =>
-      source.sides.map((s) => ({ labels: { upstream: s.side }, value: s.clientAborts })),
-    ),
-  )
-  add(
     new ScrapeTimeMetric('canary_proxy_window_error_ratio', 'Error ratio (errors / requests) over the analysis window.', 'gauge', () =>
-      source.sides.map((s) => ({ labels: { upstream: s.side }, value: source.windowFigures(s.side).errorRate })),
+      source.sideNames.map((side) => ({ labels: { upstream: side }, value: source.windowFigures(side).errorRate })),
     ),
   )
   add(
@@ -157,21 +217,21 @@ export function createRegistry(source: MetricsSource): Registry {
       'Latency over the analysis window (the figures the gate judges): quantiles from its HDR histogram (NaN when nothing was measured), _count and _sum of the responses in it.',
       'summary',
       () =>
-        source.sides.flatMap((s) => {
-          const f = source.windowFigures(s.side)
+        source.sideNames.flatMap((side) => {
+          const f = source.windowFigures(side)
           const values: MetricValueWithName<string>[] = WINDOW_QUANTILES.map(([quantile, field]) => {
             const ms = f[field]
-            return { metricName: 'canary_proxy_window_latency_seconds', labels: { upstream: s.side, quantile }, value: ms === null ? Number.NaN : ms / 1000 }
+            return { metricName: 'canary_proxy_window_latency_seconds', labels: { upstream: side, quantile }, value: ms === null ? Number.NaN : ms / 1000 }
           })
-          values.push({ metricName: 'canary_proxy_window_latency_seconds_sum', labels: { upstream: s.side }, value: f.latencySumSeconds })
-          values.push({ metricName: 'canary_proxy_window_latency_seconds_count', labels: { upstream: s.side }, value: f.latencyCount })
+          values.push({ metricName: 'canary_proxy_window_latency_seconds_sum', labels: { upstream: side }, value: f.latencySumSeconds })
+          values.push({ metricName: 'canary_proxy_window_latency_seconds_count', labels: { upstream: side }, value: f.latencyCount })
           return values
         }),
     ),
   )
   add(
     new ScrapeTimeMetric('canary_proxy_window_requests', 'Requests in the analysis window (a verdict needs analysis.minRequests on canary).', 'gauge', () =>
-      source.sides.map((s) => ({ labels: { upstream: s.side }, value: source.windowFigures(s.side).requests })),
+      source.sideNames.map((side) => ({ labels: { upstream: side }, value: source.windowFigures(side).requests })),
     ),
   )
   // The last decision's findings: what the gate compared and what it concluded,
@@ -192,25 +252,16 @@ export function createRegistry(source: MetricsSource): Registry {
     ),
   )
   add(new ScrapeTimeMetric('canary_proxy_ready', '1 while the proxy is ready (/readyz answers 200), 0 while starting or draining.', 'gauge', () => one(source.ready() ? 1 : 0)))
-  add(new ScrapeTimeMetric('canary_proxy_internal_errors_total', 'Replies the proxy generated for its own faults (never charged to a side).', 'counter', () => one(source.internalErrors())))
-  add(
-    new ScrapeTimeMetric('canary_proxy_upstream_retries_total', 'Requests sent once more on a new connection after a kept-alive one closed before any response byte (idempotent, no body).', 'counter', () =>
-      source.sides.map((s) => ({ labels: { upstream: s.side }, value: s.retries })),
-    ),
-  )
-  add(new ScrapeTimeMetric('canary_proxy_client_body_timeouts_total', 'Requests answered 408 because the client sent no body byte for listen.bodyTimeout (never charged to a side).', 'counter', () => [{ labels: {}, value: source.bodyTimeouts() }]))
-  add(new ScrapeTimeMetric('canary_proxy_uncaught_errors_total', 'Errors no handler caught, logged and counted by the serve process instead of exiting (a bug: please report).', 'counter', () => [{ labels: {}, value: source.uncaughtErrors() }]))
-  add(
-    new ScrapeTimeMetric('canary_proxy_override_requests_total', 'Requests routed by the override header (from routing.overrideFrom); never in canary_proxy_requests_total, the duration histogram or the gate.', 'counter', () =>
-      source.override.map((s) => ({ labels: { upstream: s.side }, value: s.total })),
-    ),
-  )
-  add(new ScrapeTimeMetric('canary_proxy_connections_dropped_total', 'Client connections closed at accept because listen.maxConnections were already open.', 'counter', () => one(source.connectionsDropped())))
   add(new ScrapeTimeMetric('canary_proxy_state_persist_failures_total', 'Failed saves of the rollout state (each is retried on the next analysis tick).', 'counter', () => one(source.persistFailures())))
   add(new ScrapeTimeMetric('canary_proxy_state_backend_up', '1 while the rollout state store is reachable (Redis: both connections up; a file: the last save landed), else 0; while it is 0, routing stays on the last state known.', 'gauge', () => one(source.stateBackendUp() ? 1 : 0)))
   add(new ScrapeTimeMetric('canary_proxy_webhook_calls_total', 'Webhook calls by result (success, http_error, timeout, network_error) and notifications dropped from a full queue.', 'counter', () => [...source.webhookCalls()]))
   add(new ScrapeTimeMetric('canary_proxy_audit_write_failures_total', 'Audit records that could not be written to audit.file.', 'counter', () => one(source.auditWriteFailures())))
-  return registry
+}
+
+function addProcessMetrics(registry: Registry, source: ProcessMetricsSource): void {
+  const add = (metric: ScrapeTimeMetric): void => registry.registerMetric(metric as never)
+  add(new ScrapeTimeMetric('canary_proxy_internal_errors_total', 'Replies the proxy generated for its own faults (never charged to a side).', 'counter', () => one(source.internalErrors())))
+  add(new ScrapeTimeMetric('canary_proxy_uncaught_errors_total', 'Errors no handler caught, logged and counted by the serve process instead of exiting (a bug: please report).', 'counter', () => [{ labels: {}, value: source.uncaughtErrors() }]))
 }
 
 /** One finding per check id (the first), so a check never yields two series with the same labels. */

@@ -139,7 +139,7 @@ t.test('after a refused upgrade the socket is reclaimed even if the client keeps
     })
     t.ok(done, `${name}: reclaimed after listen.lingerTimeout, not held for as long as the client likes`)
   }
-  const connections = await new Promise<number>((resolve, reject) => app.dataPlane.server.getConnections((error, n) => (error ? reject(error) : resolve(n))))
+  const connections = await new Promise<number>((resolve, reject) => app.dataPlane?.server.getConnections((error, n) => (error ? reject(error) : resolve(n))))
   t.equal(connections, 0, 'no client connection left open on the proxy')
 })
 

@@ -152,7 +152,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   }
   const registry =
     local === null
-      ? createControlPlaneRegistry({ ...controlMetrics, sideNames: ['stable', 'canary'] })
+      ? createControlPlaneRegistry({ ...controlMetrics, sideNames: ['stable', 'canary'], workers: () => ({ listening: pool?.listening ?? 0, restarts: pool?.restarts ?? 0 }) })
       : createRegistry({
           ...controlMetrics,
           sides: [backends.sides.stable, backends.sides.canary],

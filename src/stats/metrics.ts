@@ -50,6 +50,8 @@ export interface ControlPlaneMetricsSource extends ProcessMetricsSource {
   webhookCalls(): readonly MetricValue<string>[]
   /** Current window figures per side, computed when scraped. */
   windowFigures(side: SideName): SideSummary
+  /** listen.workers: the workers accepting now and those replaced after dying (absent for one process). */
+  workers?(): { readonly listening: number; readonly restarts: number }
 }
 
 /** One process that proxies and decides. */
@@ -255,6 +257,11 @@ function addControlPlaneMetrics(registry: Registry, source: ControlPlaneMetricsS
   add(new ScrapeTimeMetric('canary_proxy_state_persist_failures_total', 'Failed saves of the rollout state (each is retried on the next analysis tick).', 'counter', () => one(source.persistFailures())))
   add(new ScrapeTimeMetric('canary_proxy_state_backend_up', '1 while the rollout state store is reachable (Redis: both connections up; a file: the last save landed), else 0; while it is 0, routing stays on the last state known.', 'gauge', () => one(source.stateBackendUp() ? 1 : 0)))
   add(new ScrapeTimeMetric('canary_proxy_webhook_calls_total', 'Webhook calls by result (success, http_error, timeout, network_error) and notifications dropped from a full queue.', 'counter', () => [...source.webhookCalls()]))
+  const workers = source.workers?.bind(source)
+  if (workers !== undefined) {
+    add(new ScrapeTimeMetric('canary_proxy_workers', 'Worker processes accepting connections (listen.workers).', 'gauge', () => one(workers().listening)))
+    add(new ScrapeTimeMetric('canary_proxy_worker_restarts_total', 'Workers that died and were replaced (their requests in flight were lost).', 'counter', () => one(workers().restarts)))
+  }
   add(new ScrapeTimeMetric('canary_proxy_audit_write_failures_total', 'Audit records that could not be written to audit.file.', 'counter', () => one(source.auditWriteFailures())))
 }
 

@@ -14,7 +14,7 @@ t.test('a minimal config gets the documented defaults', async (t) => {
   t.ok(r.ok)
   if (!r.ok) return
   const c = r.value
-  t.same(c.listen, { host: '0.0.0.0', port: 8080, drainTimeoutMs: 10_000, bodyTimeoutMs: 60_000, maxConnections: null, headersTimeoutMs: 20_000, requestTimeoutMs: 300_000, lingerTimeoutMs: 5000 })
+  t.same(c.listen, { host: '0.0.0.0', port: 8080, drainTimeoutMs: 10_000, bodyTimeoutMs: 60_000, maxConnections: null, headersTimeoutMs: 20_000, requestTimeoutMs: 300_000, lingerTimeoutMs: 5000, workers: 1 })
   t.same([c.admin.host, c.admin.port, c.admin.tokens.size], ['127.0.0.1', 9901, 0])
   t.same(c.upstreams, { stable: 'http://127.0.0.1:9001', canary: null })
   t.same(c.routing, { stickyHeader: null, stickyCookie: null, overrideHeader: 'x-canary', overrideFrom: ['127.0.0.0/8', '::1/128'], connectTimeoutMs: 2000, responseTimeoutMs: 30_000, preserveHost: true, trustForwarded: false })
@@ -75,6 +75,9 @@ t.test('bad configs: one line per problem, named by key path', async (t) => {
     ['override source not a CIDR', `${ok}routing:\n  overrideFrom: [10.0.0.0/8, 10.0.0.0/33, "nope"]\n`, 'routing.overrideFrom[1]: must be a CIDR such as 10.0.0.0/8 or ::1/128, or one address (got "10.0.0.0/33")'],
     ['override source, second bad entry', `${ok}routing:\n  overrideFrom: ["::1/129", "nope"]\n`, 'routing.overrideFrom[1]: must be a CIDR such as 10.0.0.0/8 or ::1/128, or one address (got "nope")'],
     ['maxConnections 0', `${ok}listen:\n  maxConnections: 0\n`, 'listen.maxConnections: must be >= 1'],
+    ['workers 0', `${ok}listen:\n  workers: 0\n`, 'listen.workers: must be a whole number of worker processes from 1 to 256, or "auto" (one per core) (got 0)'],
+    ['workers as a word', `${ok}listen:\n  workers: many\n`, 'listen.workers: must be a whole number of worker processes from 1 to 256, or "auto" (one per core) (got "many")'],
+    ['workers 1.5', `${ok}listen:\n  workers: 1.5\n`, 'listen.workers: must be a whole number of worker processes from 1 to 256, or "auto" (one per core) (got 1.5)'],
     ['headers timeout longer than the request timeout', `${ok}listen:\n  headersTimeout: 1m\n  requestTimeout: 30s\n`, 'listen.headersTimeout: must be at most listen.requestTimeout (30s)'],
     ['linger timeout 0', `${ok}listen:\n  lingerTimeout: 0s\n`, 'listen.lingerTimeout: must be greater than 0'],
     ['boolean as text', `${ok}rollout:\n  autoStart: maybe\n`, 'rollout.autoStart: must be true or false (got "maybe")'],
@@ -95,6 +98,18 @@ t.test('bad configs: one line per problem, named by key path', async (t) => {
       `${name}: ${String(expected)} in ${JSON.stringify(got)}`,
     )
   }
+})
+
+t.test('listen.workers: a count, or auto for one per core', async (t) => {
+  const { availableParallelism } = await import('node:os')
+  const workers = (text: string): unknown => {
+    const r = parseConfigText(`${ok}listen:\n  workers: ${text}\n`)
+    return r.ok ? r.value.listen.workers : r.error
+  }
+  t.equal(workers('4'), 4)
+  t.equal(workers('auto'), availableParallelism(), 'auto: the host cores this process may use')
+  t.equal(workers('1'), 1, 'one: a single process, no cluster')
+  t.same(lines(`${ok}listen:\n  workers: [2]\n`).length, 1, 'a bad value is one line, not one per branch')
 })
 
 t.test('every problem is reported in one run', async (t) => {

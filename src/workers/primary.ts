@@ -223,7 +223,10 @@ export class WorkerPool implements DataPlaneLink {
       worker.on('message', (message: unknown) => {
         if (!isFromWorker(message)) return
         if (message.t === 'cpx:listening') settle(null)
-        if (message.t === 'cpx:fatal') settle(new Error(`worker ${worker.id}: ${message.message}`))
+        if (message.t === 'cpx:fatal') {
+          const { code, address, port } = message
+          settle(Object.assign(new Error(`worker ${worker.id}: ${message.message}`), { code, address, port }))
+        }
         this.#receive(member, message)
       })
       // A worker's channel may fail as it dies (EPIPE); its exit says what happened.

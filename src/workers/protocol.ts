@@ -52,7 +52,8 @@ export type FromWorker =
       readonly canaryError: boolean
     }
   | { readonly t: 'cpx:metrics'; readonly id: number; readonly metrics: MetricsJSON }
-  | { readonly t: 'cpx:fatal'; readonly message: string }
+  /** The worker cannot start; a listen error keeps its code, address and port (serve reports it as CPX_ERR_LISTEN). */
+  | { readonly t: 'cpx:fatal'; readonly message: string; readonly code?: string; readonly address?: string; readonly port?: number }
 
 export function isFromWorker(message: unknown): message is FromWorker {
   return typeof message === 'object' && message !== null && typeof (message as { t?: unknown }).t === 'string' && (message as { t: string }).t.startsWith('cpx:')

@@ -137,8 +137,8 @@ export async function runWorker(): Promise<number> {
     const url = await plane.listen()
     send({ t: 'cpx:listening', url })
   } catch (error) {
-    const e = error as NodeJS.ErrnoException
-    send({ t: 'cpx:fatal', message: e.code === undefined ? e.message : `${e.code}: ${e.message}` })
+    const e = error as NodeJS.ErrnoException & { address?: string; port?: number }
+    send({ t: 'cpx:fatal', message: e.message, ...(e.code === undefined ? {} : { code: e.code }), ...(e.address === undefined ? {} : { address: e.address }), ...(e.port === undefined ? {} : { port: e.port }) })
     timer.cancel()
     await pools.close()
     unguard()

@@ -6,7 +6,8 @@
  */
 import t from 'tap'
 import { Agent, request } from 'undici'
-import { exitWithin, killChild, serve, tempDir, until, writeConfig } from '../helpers/cli.js'
+import { createServer } from 'node:net'
+import { exitWithin, killChild, runCli, serve, tempDir, until, writeConfig } from '../helpers/cli.js'
 import { parseExposition, value } from '../helpers/prom-text.js'
 import { startUpstream } from '../helpers/upstreams.js'
 
@@ -21,13 +22,13 @@ const alive = (pid: number): boolean => {
   }
 }
 
-async function config(stableUrl: string): Promise<string> {
+async function config(stableUrl: string, port = 0): Promise<string> {
   const dir = await tempDir()
   return writeConfig(
     dir,
     'workers.yaml',
     [
-      'listen: { host: 127.0.0.1, port: 0, drainTimeout: 3s, workers: 2 }',
+      `listen: { host: 127.0.0.1, port: ${port}, drainTimeout: 3s, workers: 2 }`,
       'admin: { host: 127.0.0.1, port: 0 }',
       `upstreams: { stable: "${stableUrl}" }`,
       `state: { file: "${dir}/state.json" }`,
@@ -74,4 +75,15 @@ t.test('a primary killed outright leaves no worker behind', async (t) => {
   killChild(served.child, 'SIGKILL')
   await until('the workers to go', () => (pids.every((pid) => !alive(pid)) ? true : undefined), 15_000)
   t.pass('each worker drained and exited when its primary went away')
+})
+
+t.test('a port in use: the workers cannot listen, serve says so as for one process and exits 1', async (t) => {
+  const stable = await startUpstream(t, 'stable')
+  const blocker = createServer()
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => blocker.close(() => resolve())))
+  const port = (blocker.address() as { port: number }).port
+  const result = await runCli(t, ['serve', '--config', await config(stable.url, port)], { timeoutMs: 30_000 })
+  t.equal(result.code, 1)
+  t.match(result.stderr, `cannot listen on 127.0.0.1:${port}: address already in use (CPX_ERR_LISTEN)`)
 })

@@ -93,9 +93,9 @@ t.test('two workers proxy by the primary table; the primary decides on their mer
   t.equal(select(metrics, 'canary_proxy_canary_weight').length, 1, 'a gauge only the primary has appears once')
   const inWindow = await until('every delta in the merged window', () => {
     const s = app.status()
-    return s.stable.requestsTotal + s.canary.requestsTotal === sent && s.stable.requests + s.canary.requests === sent ? s : undefined
+    return (s.stable.requestsTotal ?? 0) + (s.canary?.requestsTotal ?? 0) === sent && s.stable.requests + (s.canary?.requests ?? 0) === sent ? s : undefined
   })
-  t.equal(inWindow.canary.requests, canary.received.length, "the window holds the canary's requests of both workers")
+  t.equal(inWindow.canary?.requests, canary.received.length, "the window holds the canary's requests of both workers")
 
   // A worker killed: the other goes on, a new one takes its place, the summed counter does not go down.
   const [victim] = pool.pids

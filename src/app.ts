@@ -127,7 +127,9 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   }
   const { controller, backends, status } = plane
   pool?.configure(workerSettings(config, plane.analysis.slotMs))
-  let readiness: Readiness = 'starting'
+  let state: Readiness = 'starting'
+  // Among workers, ready needs one of them accepting (all of them dead and not replaced yet: 503, like starting).
+  const readiness = (): Readiness => (state === 'ready' && pool !== null && pool.listening === 0 ? 'starting' : state)
 
   const local = pool === null ? buildDataPlane({ config, backends, faults, clock, random, log }) : null
   const controlMetrics = {
@@ -140,7 +142,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     info: () => ({ stable: controller.state.stableUrl, canary: controller.state.canaryUrl, generation: controller.state.generation }),
     lastTransitionAt: () => controller.state.updatedAt,
     findings: () => controller.state.lastDecision?.findings ?? [],
-    ready: () => readiness === 'ready',
+    ready: () => readiness() === 'ready',
     rollbacks: () => controller.rollbacks,
     internalErrors: () => faults.internalErrors,
     uncaughtErrors: () => uncaughtErrors,
@@ -176,7 +178,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     control,
     registry: exposition,
     tokens: config.admin.tokens,
-    readiness: () => readiness,
+    readiness,
     log: log.child({ plane: 'admin' }),
     stream: { subscribe: (listener) => events.subscribe(listener), intervalMs: config.analysis.intervalMs, clock },
   })
@@ -197,7 +199,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     get external() {
       return plane.external
     },
-    readiness: () => readiness,
+    readiness,
     status,
     auditEvents: () => audit.recent(),
     noteUncaught(error, origin) {
@@ -225,7 +227,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         proxyUrl = pool?.url ?? ''
       }
       plane.start()
-      readiness = 'ready'
+      state = 'ready'
       const adminUrl = urlOf(admin.server)
       const workers = pool === null ? {} : { workers: pool.count, pids: pool.pids }
       log.info(
@@ -236,7 +238,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     },
     close() {
       closing ??= (async () => {
-        readiness = 'draining'
+        state = 'draining'
         if (local !== null) await local.drain()
         // Each worker drains within listen.drainTimeout; one that hangs past it (and a margin) is killed.
         else await pool?.drain(config.listen.drainTimeoutMs + 5_000)

@@ -168,7 +168,8 @@ export class Replica {
 }
 
 export interface FleetOptions {
-  readonly redisUrl: string
+  /** null: each replica on its own state file (a control without state.redis). */
+  readonly redisUrl: string | null
   readonly prefix: string
   readonly stableUrl: string
   readonly canaryUrl: string
@@ -199,7 +200,7 @@ export class Fleet {
       `listen: { host: 127.0.0.1, port: 0 }
 admin: { host: 127.0.0.1, port: 0 }
 upstreams: { stable: ${o.stableUrl}, canary: ${o.canaryUrl} }
-state: { file: ${join(this.#dir, `state-${index}.json`)}, redis: ${o.redisUrl}, redisKeyPrefix: ${o.prefix} }
+state: { file: ${join(this.#dir, `state-${index}.json`)}${o.redisUrl === null ? '' : `, redis: ${o.redisUrl}, redisKeyPrefix: ${o.prefix}`} }
 audit: { file: ${join(this.#dir, `audit-${index}.jsonl`)} }
 log: { level: info }
 ${o.extra}`,

@@ -16,6 +16,8 @@ declare module 'autocannon' {
     /** Seconds before a request counts as a timeout. */
     timeout?: number
     requests?: AutocannonRequest[]
+    /** Requests per second over all connections (sent in per-second batches, see load-generator.ts). */
+    overallRate?: number
   }
 
   /** autocannon's summary of one histogram (latency in ms, requests and bytes per second sample). */
@@ -39,6 +41,7 @@ declare module 'autocannon' {
     errors: number
     timeouts: number
     non2xx: number
+    '2xx': number
     /** Seconds, two decimals. */
     duration: number
   }

@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { runDecisionBench } from './decision.js'
+import { runReplicasBench } from './replicas.js'
 import { Children, cpuSeconds, rssBytes, tasksetAvailable, type Handle } from './lib/children.js'
 import { cpuBusySeconds, loadAverage, machine } from './lib/machine.js'
 import { stickyBucket } from '../src/routing/sticky-bucket.js'
@@ -25,10 +26,11 @@ import { findNginx, freePort, nginxArgs, type NginxBinary } from './servers/ngin
  *   --load-cpus LIST   CPU list for the upstream and the load generator (default 1)
  *   --skip-nginx       leave nginx out even when it is installed
  *   --skip-decision    leave out the decision bench (bench/decision.ts)
+ *   --skip-replicas    leave out the replicas bench (bench/replicas.ts; alone: npm run bench:replicas)
  *
  * Order: start the upstream, the load generator and every candidate (each its
  * own process), warm up, interleaved throughput rounds, fixed-rate latency
- * rounds, stop the servers, microbench, decision bench, write the file.
+ * rounds, stop the servers, microbench, decision bench, replicas bench, write the file.
  */
 const { values: flags } = parseArgs({
   options: {
@@ -38,6 +40,7 @@ const { values: flags } = parseArgs({
     'load-cpus': { type: 'string', default: '1' },
     'skip-nginx': { type: 'boolean', default: false },
     'skip-decision': { type: 'boolean', default: false },
+    'skip-replicas': { type: 'boolean', default: false },
   },
 })
 const quick = flags.quick === true
@@ -100,6 +103,7 @@ async function main(): Promise<void> {
     canaryStatus: null,
     expectedStickyShare: expectedStickyShare(5),
     decision: '',
+    replicas: '',
     proxyBenchS: 0,
     elapsedS: 0,
   }
@@ -207,6 +211,18 @@ async function main(): Promise<void> {
       report.decision = await runDecisionBench({ quick })
     } catch (error) {
       report.decision = `## Decision speed\n\nThe decision bench failed: \`${(error as Error).message}\`\n`
+      log(`  failed: ${(error as Error).stack ?? String(error)}`)
+    }
+  }
+
+  if (flags['skip-replicas'] === true) {
+    report.replicas = '## Replicas sharing one rollout (issue 11)\n\nSkipped in this run (`--skip-replicas`).\n'
+  } else {
+    log('\nreplicas bench (bench/replicas.ts)')
+    try {
+      report.replicas = await runReplicasBench({ quick, log })
+    } catch (error) {
+      report.replicas = `## Replicas sharing one rollout (issue 11)\n\nThe replicas bench failed: \`${(error as Error).message.split('\n')[0] ?? ''}\`\n`
       log(`  failed: ${(error as Error).stack ?? String(error)}`)
     }
   }

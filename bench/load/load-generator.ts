@@ -62,6 +62,33 @@ async function closed(p: ClosedParams): Promise<ClosedResult> {
   }
 }
 
+export interface RateParams {
+  /** The same total rate is split evenly across these URLs (one autocannon instance each, run at once). */
+  readonly urls: readonly string[]
+  readonly rate: number
+  readonly connections: number
+  readonly durationS: number
+}
+
+export interface RateResult {
+  readonly requests: number
+  readonly ok: number
+  readonly durationS: number
+  readonly rps: number
+  readonly errors: number
+}
+
+/** A fixed total rate spread over several proxies (the replicas bench): autocannon's overallRate per URL, the connections shared out. */
+async function rate(p: RateParams): Promise<RateResult> {
+  const n = p.urls.length
+  const runs = await Promise.all(
+    p.urls.map((url) => autocannon({ url, connections: Math.max(1, Math.round(p.connections / n)), duration: p.durationS, overallRate: p.rate / n, pipelining: 1, timeout: 10, requests })),
+  )
+  const total = runs.reduce((s, r) => s + r.requests.total, 0)
+  const durationS = Math.max(...runs.map((r) => r.duration))
+  return { requests: total, ok: runs.reduce((s, r) => s + r['2xx'], 0), durationS, rps: total / durationS, errors: runs.reduce((s, r) => s + r.errors + r.timeouts + r.non2xx, 0) }
+}
+
 function histogram(): ReturnType<typeof build> {
   return build({ bitBucketSize: 32, autoResize: false, lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 })
 }
@@ -149,5 +176,5 @@ async function open(p: OpenParams): Promise<OpenResult> {
   }
 }
 
-serveCalls({ closed, open })
+serveCalls({ closed, open, rate })
 process.on('SIGTERM', () => process.exit(0))

@@ -7,13 +7,15 @@ import { upstreamBody } from '../lib/payload.js'
 const body = upstreamBody()
 const headers = { 'content-type': 'application/json', 'content-length': String(body.length) }
 const counts = { stable: 0, canary: 0 }
+// argv[2] 'fail-on-header': the canary answers 500 to requests carrying x-bench-fail: 1 (the replicas bench's failing canary); else 200.
+const failOnHeader = process.argv[2] === 'fail-on-header'
 
 function side(name: keyof typeof counts): Server {
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     counts[name]++
     // Requests here carry no body; resume() drains one if a client sends it anyway.
     req.resume()
-    res.writeHead(200, headers)
+    res.writeHead(failOnHeader && name === 'canary' && req.headers['x-bench-fail'] === '1' ? 500 : 200, headers)
     res.end(body)
   })
   // Longer than every proxy's idle pool timeout, so no proxy races the

@@ -61,7 +61,8 @@ t.test('two workers proxy by the primary table; the primary decides on their mer
   const { app, proxyUrl, adminUrl } = await primary(t, {
     upstreams: { stable: stable.url, canary: canary.url },
     rollout: { steps: [50], stepDuration: '60s', autoStart: false },
-    analysis: { interval: '100ms', window: '3s', minRequests: 5, maxErrorRate: 0.2 },
+    // A window long enough that nothing sent here ages out of it on a slow machine.
+    analysis: { interval: '100ms', window: '60s', minRequests: 5, maxErrorRate: 0.2 },
   })
   const pool = app.workers
   if (pool === null) throw new Error('no worker pool')

@@ -25,6 +25,7 @@ import { AuditLog } from './state/audit-log.js'
 import { FileStateStore } from './state/file-store.js'
 import { MonitoredStore } from './state/monitored-store.js'
 import { createRedisBackend, type RedisBackend } from './state/redis-backend.js'
+import { SharedEventRelay } from './state/shared-events.js'
 import type { StateStore } from './state/store.js'
 
 export interface AppDeps {
@@ -96,6 +97,14 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   warnWithoutChecks(config, log)
   const events = new EventFeed((error, event) => log.error({ err: error, event: event.type }, 'an event subscriber failed'))
   events.subscribe((event) => recordTransition(event, audit, log))
+  // Among replicas, this replica's stream shows every replica's events (the shared trail), not only its own.
+  const relay = redis === null ? null : new SharedEventRelay({ audit: redis.audit, replica: redis.replica, events, log })
+  if (relay !== null && redis !== null) {
+    redis.store.watch(() => void relay.changed())
+    events.subscribe((event) => {
+      if (event.type === 'transition') relay.noteOwn({ ...event.record, at: new Date(event.record.at).toISOString() })
+    })
+  }
   const pool =
     deps.workers !== undefined && config.listen.workers > 1
       ? new WorkerPool({
@@ -168,7 +177,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     status,
     // Among replicas the audit trail is the shared stream; this process's file holds what it wrote itself.
     events: redis === null ? () => audit.recent() : () => sharedEvents(redis),
-    localEvents: () => audit.recent(),
+    localEvents: relay === null ? () => audit.recent() : () => relay.recent(),
     async act(event, actor) {
       const result = await controller.act(event, actor)
       return result.ok ? { ok: true, status: status() } : result
@@ -227,6 +236,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         proxyUrl = pool?.url ?? ''
       }
       plane.start()
+      void relay?.changed()
       state = 'ready'
       const adminUrl = urlOf(admin.server)
       const workers = pool === null ? {} : { workers: pool.count, pids: pool.pids }
@@ -246,6 +256,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         // The last transitions' notifications get a moment to go out; the probes stop first.
         await plane.stop(2_000)
         await controller.flush()
+        relay?.close()
         await redis?.close()
         await audit.close()
         await admin.close()

@@ -137,6 +137,11 @@ class StreamHub {
         this.#broadcast(frame('event', JSON.stringify({ ...event.record, at: new Date(event.record.at).toISOString() })))
         this.#queueStatus()
         break
+      case 'sharedEvent':
+        // Another replica's transition or action (state.redis): the shared trail's own JSON.
+        this.#broadcast(frame('event', JSON.stringify(event.event)))
+        this.#queueStatus()
+        break
       case 'decision':
       case 'configReload':
         this.#queueStatus()

@@ -7,6 +7,7 @@
  * a network call) is queued by the subscriber itself.
  */
 import type { Decision } from '../analysis/finding.js'
+import type { EventView } from '../api/wire.js'
 import type { Phase } from '../core/phases.js'
 
 /** One transition or operator action, as the audit log keeps it (`at` in epoch ms; the file and the API write ISO 8601). */
@@ -28,6 +29,12 @@ export type ControlEvent =
   | { readonly type: 'decision'; readonly decision: Decision; readonly phase: Phase; readonly weight: number }
   /** A state save failed: the change is applied in memory and retried. */
   | { readonly type: 'persistFailure'; readonly at: number; readonly store: string; readonly error: string }
+  /**
+   * state.redis: an audit event another replica recorded, as the shared trail
+   * holds it. For this replica's stream only: its audit file, its log and its
+   * notifications are the recording replica's business.
+   */
+  | { readonly type: 'sharedEvent'; readonly event: EventView }
   /** A config reload (SIGHUP) was applied or refused. */
   | { readonly type: 'configReload'; readonly at: number; readonly ok: boolean; readonly problems: readonly string[] }
 

@@ -68,5 +68,31 @@ export class RedisAuditTrail implements AuditSink {
     return events
   }
 
+  /**
+   * The entries after stream id `after` (all of them from '0'), oldest first,
+   * at most `limit`: with their ids, for a reader that follows the trail.
+   */
+  async since(after: string, limit = this.#capacity): Promise<readonly { readonly id: string; readonly replica: string; readonly event: AuditEvent }[]> {
+    const entries = await this.#connection.run((c) => c.xrange(this.#key, after === '0' ? '-' : `(${after}`, '+', 'COUNT', Math.max(1, Math.floor(limit))))
+    const out: { id: string; replica: string; event: AuditEvent }[] = []
+    for (const [id, fields] of entries) {
+      const event = parseEvent(fieldOf(fields, 'event') ?? '')
+      if (event !== null) out.push({ id, replica: fieldOf(fields, 'replica') ?? '', event })
+    }
+    return out
+  }
+
+  /** The id of the newest entry ('0' when the stream is empty): where a reader that wants only new entries starts. */
+  async newestId(): Promise<string> {
+    const entries = await this.#connection.run((c) => c.xrevrange(this.#key, '+', '-', 'COUNT', 1))
+    return entries[0]?.[0] ?? '0'
+  }
+
   async close(): Promise<void> {}
+}
+
+/** A stream entry's field (fields alternate name, value). */
+function fieldOf(fields: readonly string[], name: string): string | null {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1] ?? null
+  return null
 }

@@ -13,6 +13,7 @@ import { createLogger } from '../../src/log.js'
 import { admin, testConfig } from '../helpers/app.js'
 import { until } from '../helpers/cli.js'
 import { parseExposition, value } from '../helpers/prom-text.js'
+import { openStream } from '../helpers/sse.js'
 import { startRedisServer } from '../helpers/redis.js'
 import { stickyKey } from '../helpers/sticky-keys.js'
 import { startUpstream } from '../helpers/upstreams.js'
@@ -65,10 +66,21 @@ t.test('two in-process replicas: shared start and actions, an aggregate-only bre
   const started = await admin(follower.adminUrl, 'POST', '/api/v1/rollout/start')
   t.equal(started.status, 200)
   await until('the leader at 50%', () => (leader.app.status().weight === 50 ? true : undefined))
+  // The follower's event stream shows the leader's action as it happens (the shared trail, relayed).
+  const followerStream = await openStream(t, `${follower.adminUrl}/api/v1/stream`)
+  await followerStream.nextMessage('status')
   const paused = await admin(leader.adminUrl, 'POST', '/api/v1/rollout/pause')
   t.same([paused.status, paused.json.phase], [200, 'paused'])
+  const relayed = (await followerStream.next((i) => i.kind === 'message' && i.type === 'event', 'the pause event')) as { json: { action: string } }
+  t.equal(relayed.json.action, 'pause', "the leader's pause on the follower's stream")
+  followerStream.close()
   await until('the follower paused', () => (follower.app.status().phase === 'paused' ? true : undefined))
   t.equal((await admin(follower.adminUrl, 'POST', '/api/v1/rollout/resume')).status, 200, 'resumed on the follower')
+  const replay = await openStream(t, `${follower.adminUrl}/api/v1/stream?events=10`)
+  await replay.nextMessage('status')
+  const replayed = replay.items.flatMap((i) => (i.kind === 'message' && i.type === 'event' ? [(i.json as { action: string }).action] : []))
+  t.same(replayed.filter((x) => ['start', 'pause', 'resume'].includes(x)), ['start', 'pause', 'resume'], "the follower's replay holds every replica's events")
+  replay.close()
   const events = (await admin(leader.adminUrl, 'GET', '/api/v1/events?limit=10')).json as { events: { action: string }[] }
   t.same(
     events.events.map((e) => e.action).filter((x) => ['start', 'pause', 'resume'].includes(x)),

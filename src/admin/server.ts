@@ -22,7 +22,7 @@ export interface RolloutControl {
   act(event: OperatorEvent, actor: string): Promise<{ readonly ok: true; readonly status: StatusView } | { readonly ok: false; readonly conflict: string }>
   /** The recent audit events, oldest first (from a shared store: a promise, rejected with a coded error when it cannot be read). */
   events(): readonly EventView[] | Promise<readonly EventView[]>
-  /** What the stream replays at connect (read synchronously): this process's own recent events; defaults to events() when that is a list. */
+  /** What the stream replays at connect (read synchronously): the recent events this process knows (among replicas, every replica's as relayed so far); defaults to events() when that is a list. */
   localEvents?(): readonly EventView[]
 }
 

@@ -15,6 +15,7 @@ import type { Config } from './config/schema.js'
 import type { Clock } from './core/clock.js'
 import { EventFeed } from './events/feed.js'
 import { buildExternalChecks, type ExternalChecks } from './probes/external-checks.js'
+import { WebhookCounters } from './webhooks/counters.js'
 import { ProbeRunner } from './probes/runner.js'
 import { Backends } from './proxy/backends.js'
 import type { UpstreamPools } from './proxy/upstreams.js'
@@ -88,8 +89,9 @@ export async function buildControlPlane(deps: ControlPlaneDeps): Promise<Control
     if (s === undefined) return { phase: 'idle', weight: 0, step: null, stableUrl: config.upstreams.stable, canaryUrl: null, generation: 0 }
     return { phase: s.phase, weight: s.weight, step: 'stepIndex' in s ? s.stepIndex : null, stableUrl: s.stableUrl, canaryUrl: s.canaryUrl, generation: s.generation }
   }
+  const webhookCounters = new WebhookCounters()
   const build = (c: Config): { external: ExternalChecks; runner: ProbeRunner; detach: () => void } => {
-    const external = buildExternalChecks(c, { clock, log, urls: () => ({ stable: controller?.state.stableUrl ?? c.upstreams.stable, canary: controller?.state.canaryUrl ?? null }) })
+    const external = buildExternalChecks(c, { clock, log, counters: webhookCounters, urls: () => ({ stable: controller?.state.stableUrl ?? c.upstreams.stable, canary: controller?.state.canaryUrl ?? null }) })
     const runner = new ProbeRunner({ clock, probes: external.probes, rollout: probeRollout, servedRequests: served, log })
     const off = [runner.attach(events), external.notifier.attach(events)]
     return { external, runner, detach: () => off.forEach((f) => f()) }

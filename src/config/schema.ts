@@ -178,7 +178,7 @@ export const ConfigSchema = Type.Object(
       bakeStableShare: Type.Number({ minimum: 0, maximum: 50, default: 0 }),
       /** A step (or the bake) that has not finished this long after it began pauses, or rolls back with onDeadline: rollback. */
       progressDeadline: duration('10m'),
-      onDeadline: Type.Union([Type.Literal('pause'), Type.Literal('rollback')], { default: 'pause' }),
+      onDeadline: Type.Unsafe<'pause' | 'rollback'>({ type: 'string', enum: ['pause', 'rollback'], default: 'pause' }),
       autoStart: Type.Boolean({ default: true }),
     }),
     analysis: section({

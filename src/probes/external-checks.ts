@@ -27,6 +27,8 @@ export interface ExternalChecks {
 export interface ExternalChecksDeps {
   readonly clock: Clock
   readonly log?: GateLog & NotifierLog
+  /** canary_proxy_webhook_calls_total kept across config reloads (a counter must not fall back to 0 on SIGHUP); default: new ones. */
+  readonly counters?: WebhookCounters
   /** Upstream URLs for notification payloads. */
   readonly urls?: () => { readonly stable: string | null; readonly canary: string | null }
 }
@@ -55,7 +57,8 @@ export function buildExternalChecks(config: Config, deps: ExternalChecksDeps): E
       checks.push(customCheck(check, server))
     }
   }
-  const counters = new WebhookCounters(config.webhooks.map((w) => w.name))
+  const counters = deps.counters ?? new WebhookCounters()
+  counters.track(config.webhooks.map((w) => w.name))
   for (const webhook of config.webhooks) {
     if (!isGateType(webhook.type)) continue
     probes.push(new GateWebhookProbe(webhook, { http, clock: deps.clock, counters, ...(deps.log ? { log: deps.log } : {}) }))

@@ -85,6 +85,11 @@ export class SharedAuthority implements Authority {
       await this.#deps.ready?.(this.#deps.readyTimeoutMs ?? 2000)
       await this.#serial(() => this.#join())
     } catch (error) {
+      // A store that can never be used as configured (state.redis names a database the server lacks) is a config error: nothing starts.
+      if ((error as { code?: unknown }).code === 'CPX_ERR_CONFIG_INVALID') {
+        this.#unwatch()
+        throw error
+      }
       // Fail static: serve on what is known (at start-up: everything to stable) and join on a later tick.
       log.error({ err: error, store: store.name }, `the shared state (${store.name}) is unreachable at start-up; routing everything to stable until it can be read`)
     }

@@ -6,6 +6,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis'
 import { systemClock, type Clock } from '../core/clock.js'
+import { CanaryProxyError } from '../core/errors.js'
 import { systemRandom, type Random } from '../core/random.js'
 import { parseRedisUrl, redactRedisUrl } from './redis-url.js'
 
@@ -48,9 +49,12 @@ export class RedisConnection {
   readonly #onError: (error: Error) => void
   readonly #onUpChange: (up: boolean) => void
   #stalled = false
+  /** A problem no reconnection can cure (the database the URL names does not exist): the connections are dropped for good. */
+  #fatal: Error | null = null
   #lastUp = false
   #lastError: string | null = null
   #closed = false
+  readonly #onFatal = new Set<(error: Error) => void>()
 
   constructor(options: RedisConnectionOptions) {
     const parsed = parseRedisUrl(options.url)
@@ -84,7 +88,11 @@ export class RedisConnection {
     this.client = new Redis(base)
     this.subscriber = new Redis({ ...base, ...(options.clientName === undefined ? {} : { connectionName: `${options.clientName}:sub` }) })
     for (const c of [this.client, this.subscriber]) {
-      c.on('error', (error: Error) => this.#reportError(error))
+      c.on('error', (error: Error) => {
+        // ioredis reports a failed SELECT and carries on in database 0, where another rollout's keys may live: stop instead.
+        if (this.#fatal === null && /DB index is out of range/i.test(error.message)) this.#fail(databaseMissing(target.db, this.name, error))
+        this.#reportError(error)
+      })
       c.on('ready', () => {
         this.#lastError = null
         this.#checkUp()
@@ -95,11 +103,12 @@ export class RedisConnection {
 
   /** 1 when both connections are established and the last command did not time out (canary_proxy_state_backend_up). */
   get up(): boolean {
-    return !this.#closed && !this.#stalled && this.client.status === 'ready' && this.subscriber.status === 'ready'
+    return !this.#closed && !this.#stalled && this.#fatal === null && this.client.status === 'ready' && this.subscriber.status === 'ready'
   }
 
   /** Runs a command on the client, keeping `up` honest: a timeout marks the backend down until a command succeeds again. */
   async run<T>(command: (client: Redis) => Promise<T>): Promise<T> {
+    if (this.#fatal !== null) throw this.#fatal
     try {
       const result = await command(this.client)
       if (this.#stalled) {
@@ -118,12 +127,17 @@ export class RedisConnection {
 
   /** Resolves once both connections are up; rejects after `timeoutMs`. The backend works without it (fail static); tests and start-up logs use it. */
   ready(timeoutMs = 5_000): Promise<void> {
+    if (this.#fatal !== null) return Promise.reject(this.#fatal)
     if (this.up) return Promise.resolve()
     return new Promise((resolve, reject) => {
       const check = () => {
         if (!this.up) return
         done()
         resolve()
+      }
+      const fatal = (error: Error) => {
+        done()
+        reject(error)
       }
       const timer = this.#clock.after(timeoutMs, () => {
         done()
@@ -133,9 +147,11 @@ export class RedisConnection {
         timer.cancel()
         this.client.off('ready', check)
         this.subscriber.off('ready', check)
+        this.#onFatal.delete(fatal)
       }
       this.client.on('ready', check)
       this.subscriber.on('ready', check)
+      this.#onFatal.add(fatal)
     })
   }
 
@@ -152,6 +168,18 @@ export class RedisConnection {
     this.#checkUp()
   }
 
+  /** The error every command and `ready()` reject with once the target cannot be used (null while it can). */
+  get fatal(): Error | null {
+    return this.#fatal
+  }
+
+  #fail(error: Error): void {
+    this.#fatal = error
+    for (const c of [this.client, this.subscriber]) c.disconnect(false)
+    this.#checkUp()
+    for (const reject of [...this.#onFatal]) reject(error)
+  }
+
   #reportError(error: Error): void {
     if (this.#closed || error.message === this.#lastError) return
     this.#lastError = error.message
@@ -164,6 +192,13 @@ export class RedisConnection {
     this.#lastUp = up
     this.#onUpChange(up)
   }
+}
+
+/** A config problem found only once connected: the error names the key, as the config's own checks do. */
+function databaseMissing(db: number, name: string, cause: Error): Error {
+  const error = new CanaryProxyError('CPX_ERR_CONFIG_INVALID')
+  error.message = `state.redis: database ${db} does not exist on ${name} (Redis answered "${cause.message}"); expected a database number below the server's \`databases\` setting (16 by default)`
+  return error
 }
 
 /** ioredis gives its timeout no code: the message is all there is to match. */

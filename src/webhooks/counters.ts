@@ -18,6 +18,11 @@ export class WebhookCounters {
 
   /** Every configured webhook starts with all its series at 0, so a dashboard sees them before the first call. */
   constructor(webhooks: readonly string[] = []) {
+    this.track(webhooks)
+  }
+
+  /** Series at 0 for webhooks not seen yet (a reload adding one); those already counted keep their counts. */
+  track(webhooks: readonly string[]): void {
     for (const name of webhooks) this.#row(name)
   }
 

@@ -81,3 +81,29 @@ t.test('SIGHUP applies a valid config while requests flow, and refuses an invali
   const audit = await readFile(join(dir, 'audit.jsonl'), 'utf8')
   t.match(audit, /"action":"config".*new canary upstream in the config/, 'the adopted canary is in the audit trail')
 })
+
+t.test('SIGHUP keeps canary_proxy_webhook_calls_total: a counter does not fall back to 0 on a reload', async (t) => {
+  const stable = await startUpstream(t, 'stable')
+  const canary = await startUpstream(t, 'canary')
+  const hook = await startUpstream(t, 'hook')
+  const dir = await tempDir()
+  const withHook = (maxErrorRate: string): string =>
+    `${yaml(dir, stable.url, canary.url, { maxErrorRate })}webhooks:\n  - { name: chat, type: event, url: ${hook.url}/hook }\n`
+  const file = await writeConfig(dir, 'proxy.yaml', withHook('0.5'))
+  const served = await serve(t, file)
+  t.teardown(() => killChild(served.child))
+  const successes = async (): Promise<number | undefined> => {
+    const text = await (await request(`${served.adminUrl}/metrics`)).body.text()
+    const line = /^canary_proxy_webhook_calls_total\{webhook="chat",result="success"\} (\d+)$/m.exec(text)
+    return line === null ? undefined : Number(line[1])
+  }
+  t.equal((await admin(served.adminUrl, 'POST', '/api/v1/rollout/start')).status, 200)
+  await until('the start notification counted', async () => ((await successes()) === 1 ? true : undefined))
+  await writeConfig(dir, 'proxy.yaml', withHook('0.4'))
+  process.kill(served.child.pid, 'SIGHUP')
+  await served.child.waitForLine(/SIGHUP: .*proxy\.yaml reloaded/)
+  t.equal(await successes(), 1, 'the count survives the reload')
+  t.equal((await admin(served.adminUrl, 'POST', '/api/v1/rollout/pause')).status, 200)
+  await until('the pause notification counted on top', async () => ((await successes()) === 2 ? true : undefined))
+  t.pass('counted on from 1, not from 0')
+})

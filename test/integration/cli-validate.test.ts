@@ -76,6 +76,12 @@ upstreams:
     lines: [/^rollout\.steps\[2\]: must be greater than the step before it \(50\)/],
   },
   {
+    // A union of literals made ajv print one line per branch and an "anyOf" line; an enum gives the one line.
+    name: 'rollout.onDeadline neither pause nor rollback',
+    yaml: VALID.replace('steps: [5, 25, 50, 100]', 'steps: [5, 25, 50, 100]\n  onDeadline: explode'),
+    lines: [/^rollout\.onDeadline: must be one of: pause, rollback \(got "explode"\)$/],
+  },
+  {
     name: 'a YAML syntax error',
     yaml: 'listen: {\n  port: [1,\nupstreams:\n  stable: http://127.0.0.1:9001\n',
     lines: [/^\(file\): YAML syntax error at line \d+, column \d+/],

@@ -357,7 +357,10 @@ interface GateStatus {
 const gateStatus = async (adminUrl: string): Promise<GateStatus> => (await admin(adminUrl, 'GET', '/api/v1/status')).json as unknown as GateStatus
 
 t.test('pre-rollout: the rollout waits at 0% until the gate answers 2xx, retried with backoff, then takes its first step', async (t) => {
-  const gate = await receiver(t, (n) => (n < 2 ? { status: 500, body: 'migrations running' } : { status: 204 }))
+  // The gate stays shut until the 0% has been seen: with a 50 ms backoff, two failures and the 2xx could all come
+  // before the first status read on a loaded machine (the test then read 10%).
+  let seenAtZero = false
+  const gate = await receiver(t, (n) => (n < 2 || !seenAtZero ? { status: 500, body: 'migrations running' } : { status: 204 }))
   const [stable, canary] = await Promise.all([startUpstream(t, 'stable'), startUpstream(t, 'canary')])
   const running = await startApp(t, {
     upstreams: { stable: stable.url },
@@ -368,6 +371,7 @@ t.test('pre-rollout: the rollout waits at 0% until the gate answers 2xx, retried
   t.equal((await admin(running.adminUrl, 'POST', '/api/v1/rollout/start', { canary: canary.url })).status, 200)
   const first = await gateStatus(running.adminUrl)
   t.match(first, { phase: 'progressing', weight: 0 }, 'started at 0%: no user reaches the canary before the gate passes')
+  seenAtZero = true
   t.ok(await until(() => gate.calls.length >= 3), 'asked again after each failure')
   t.ok(await until(async () => (await gateStatus(running.adminUrl)).weight === 10), 'the first step follows the 2xx')
   t.equal(gate.calls[0]?.body.type, 'pre-rollout')

@@ -440,11 +440,20 @@ function render(r: Rendered): string {
   const ratio = two / one
   const twos = open(2)
   const primary = primaryUs(twos)
+  // A line through the two 1-worker points, CPU per request against switches per request, read at the 2 workers' switches.
+  const wakeups = (): string => {
+    const [s1, sh, s2] = [open(1), open('half'), open(2)].map((runs) => total(runs, (x) => x.switches))
+    const slope = (half - one) / (sh! - s1!)
+    if (!(Math.abs(sh! - s1!) >= 0.1) || !(slope > 0)) return ''
+    const predicted = one + slope * (s2! - s1!)
+    return ` A loop that handles fewer requests per wake-up pays its per-wake-up cost on fewer of them: through the two 1-worker points CPU per request grows ${us(slope)} µs per context switch per request, and at the 2 workers' ${fixed(s2!, 2)} switches/req that line gives ${us(predicted)} µs/req, against ${us(two)} measured.`
+  }
   const signed = (x: number): string => `${x >= 1 ? '+' : ''}${fixed((x - 1) * 100, 1)}%`
   out.push(
     `**2 workers / 1 worker at ${int(p.rate)} req/s, by median CPU per request: ${fixed(ratio, 2)}× (${signed(ratio)}; target ≤ ${fixed(TARGET_RATIO, 2)}×): ${ratio <= TARGET_RATIO ? 'met' : 'missed'}.** ` +
       `What the split itself costs: the primary's own time is ${us(primary)} µs per request (${percent((primary / two) * 100, 1)} of the 2-worker tree's ${us(two)}; ${percent(med(twos, (x) => corePct(x.primaryS, x)), 1)} of a core), and that holds the hand-off, the deltas' IPC and the control plane's own ticks, which the 1-worker process also runs. ` +
-      `The control, 1 worker at ${int(p.rate / 2)} req/s, costs ${us(half)} µs/req: against it the 2 workers (each at that rate) are at ${fixed(two / half, 2)}× (${signed(two / half)}).`,
+      `The control, 1 worker at ${int(p.rate / 2)} req/s, costs ${us(half)} µs/req: against it the 2 workers (each at that rate) are at ${fixed(two / half, 2)}× (${signed(two / half)}).` +
+      wakeups(),
     '',
   )
 
@@ -479,8 +488,8 @@ function render(r: Rendered): string {
   const c2 = closed(2)
   const loadSide = (runs: readonly Run[]): string => cpuCell(runs, (x) => x.loadS + x.upstreamS)
   out.push(
-    `The load generator and the upstream share the ${r.cores} cores with the proxy: with 1 worker they used ${loadSide(c1)} of a core between them (load generator ${cpuCell(c1, (x) => x.loadS)}, upstream ${cpuCell(c1, (x) => x.upstreamS)}), with 2 workers ${loadSide(c2)} (load generator ${cpuCell(c2, (x) => x.loadS)}, upstream ${cpuCell(c2, (x) => x.upstreamS)}), of the machine's ${r.cores * 100}%; the rest of the machine took ${cpuCell(c1, (x) => x.otherS)} and ${cpuCell(c2, (x) => x.otherS)}. ` +
-      `So the closed-loop figure is what this shared machine gave the three together, not the proxy's ceiling; near saturation, 2 workers / 1 worker by CPU per request is ${fixed(med(c2, usPerReq) / med(c1, usPerReq), 2)}×.`,
+    `The load generator and the upstream share the ${r.cores} cores with the proxy: with 1 worker they used ${loadSide(c1)} of a core between them (load generator ${cpuCell(c1, (x) => x.loadS)}, upstream ${cpuCell(c1, (x) => x.upstreamS)}), with 2 workers ${loadSide(c2)} (load generator ${cpuCell(c2, (x) => x.loadS)}, upstream ${cpuCell(c2, (x) => x.upstreamS)}), of the machine's ${r.cores * 100}%; the proxy got ${cpuCell(c1, (x) => x.treeS)} and ${cpuCell(c2, (x) => x.treeS)}, and the rest of the machine (other processes) took ${cpuCell(c1, (x) => x.otherS)} and ${cpuCell(c2, (x) => x.otherS)}. ` +
+      `So req/s here is what the machine gave the three together at the time, the proxy's ceiling only when the rest of the machine is near 0%; in these runs, 2 workers / 1 worker by CPU per request is ${fixed(med(c2, usPerReq) / med(c1, usPerReq), 2)}×.`,
     '',
   )
 

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { runDecisionBench } from './decision.js'
 import { runReplicasBench } from './replicas.js'
+import { runWorkersBench, WORKERS_HEADING } from './workers.js'
 import { Children, cpuSeconds, rssBytes, tasksetAvailable, type Handle } from './lib/children.js'
 import { cpuBusySeconds, loadAverage, machine } from './lib/machine.js'
 import { stickyBucket } from '../src/routing/sticky-bucket.js'
@@ -27,6 +28,7 @@ import { findNginx, freePort, nginxArgs, type NginxBinary } from './servers/ngin
  *   --skip-nginx       leave nginx out even when it is installed
  *   --skip-decision    leave out the decision bench (bench/decision.ts)
  *   --skip-replicas    leave out the replicas bench (bench/replicas.ts; alone: npm run bench:replicas)
+ *   --skip-workers     leave out the workers bench (bench/workers.ts, listen.workers 1 against 2)
  *
  * Order: start the upstream, the load generator and every candidate (each its
  * own process), warm up, interleaved throughput rounds, fixed-rate latency
@@ -41,6 +43,7 @@ const { values: flags } = parseArgs({
     'skip-nginx': { type: 'boolean', default: false },
     'skip-decision': { type: 'boolean', default: false },
     'skip-replicas': { type: 'boolean', default: false },
+    'skip-workers': { type: 'boolean', default: false },
   },
 })
 const quick = flags.quick === true
@@ -229,7 +232,18 @@ async function main(): Promise<void> {
 
   report.loadAverageEnd = loadAverage()
   report.elapsedS = (performance.now() - started) / 1000
-  writeFileSync(outFile, renderResults(report))
+  // Its own section after the others, timed and stamped by itself (bench/workers.ts; `npm run bench:workers` runs it alone).
+  let workers = `${WORKERS_HEADING}\n\nSkipped in this run (\`--skip-workers\`).\n`
+  if (flags['skip-workers'] !== true) {
+    log('\nworkers bench (bench/workers.ts)')
+    try {
+      workers = await runWorkersBench({ quick, log })
+    } catch (error) {
+      workers = `${WORKERS_HEADING}\n\nThe workers bench failed: \`${(error as Error).message.split('\n')[0]}\`\n`
+      log(`  failed: ${(error as Error).stack ?? String(error)}`)
+    }
+  }
+  writeFileSync(outFile, `${renderResults(report).trimEnd()}\n\n${workers.trimEnd()}\n`)
   log(`\nwrote ${outFile} in ${Math.round(report.elapsedS)}s`)
 }
 

@@ -211,7 +211,8 @@ function ticksOf(pid: number): number {
   return Number(fields[11]) + Number(fields[12])
 }
 
-function childPids(pid: number): number[] {
+/** The child processes of `pid` (its main thread's, which is where Node forks), from /proc; none where it is not available. */
+export function childPids(pid: number): number[] {
   try {
     return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
       .trim()

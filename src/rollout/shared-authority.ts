@@ -66,6 +66,10 @@ export class SharedAuthority implements Authority {
   #unwatch: () => void = () => {}
   #closed = false
   #lastError: string | null = null
+  /** The first read at start-up failed (the store was unreachable): this replica knows no state of the rollout. */
+  #startedBlind = false
+  /** When such a replica first found the store empty (Redis back without its data). */
+  #emptySince: number | null = null
   failures = 0
 
   constructor(deps: SharedAuthorityDeps) {
@@ -91,6 +95,7 @@ export class SharedAuthority implements Authority {
         throw error
       }
       // Fail static: serve on what is known (at start-up: everything to stable) and join on a later tick.
+      this.#startedBlind = true
       log.error({ err: error, store: store.name }, `the shared state (${store.name}) is unreachable at start-up; routing everything to stable until it can be read`)
     }
   }
@@ -100,6 +105,7 @@ export class SharedAuthority implements Authority {
     return this.#serial(async () => {
       try {
         if (!this.#joined) await this.#join()
+        if (!this.#joined) throw new Error('this replica has not read the shared rollout yet (the store came back empty: waiting for a replica that knew it to put it back)')
         return await this.#commitShared(decide, null)
       } catch (error) {
         if (origin !== 'config') throw unavailable(this.#deps.store.name, error)
@@ -151,6 +157,13 @@ export class SharedAuthority implements Authority {
     const result = await this.#commitShared((base, loaded) => {
       const { upstreams, settings } = host.config
       if (loaded.kind === 'loaded') return transition(base, { type: 'config', upstreams }, clock.now(), settings)
+      if (loaded.kind === 'empty' && this.#startedBlind) {
+        // Started while the store was unreachable, and now it is back empty (Redis lost its data): the replicas that
+        // knew the rollout put it back (the first to lead does, see #reload). Seeding the config's state at once would
+        // wipe their rollout; this replica seeds only if the store stays empty for a lease TTL, and leads only once joined.
+        this.#emptySince ??= clock.now()
+        if (clock.now() - this.#emptySince < this.#deps.lease.ttlMs) return { ok: false, conflict: 'waiting for a replica that knew the rollout to put it back' }
+      }
       if (loaded.kind === 'corrupt') log.error({ store: store.name, keptAs: loaded.keptAs }, `${loaded.problem}; starting safe: all traffic to stable, phase paused`)
       return restore(loaded, upstreams, clock.now(), settings)
     }, null)
@@ -263,6 +276,8 @@ export class SharedAuthority implements Authority {
     const grant = this.#grant
     if (grant !== null && clock.now() >= grant.expiresAt) this.#stepDown('the lease could not be renewed before it expired (the shared state is unreachable)')
     if (!this.#joined) await this.#serial(() => this.#join())
+    // A replica that knows no state neither decides nor holds the lease another replica needs to put the state back.
+    if (!this.#joined) return
     if (this.#configPending) {
       this.#configPending = false
       const host = this.#hostOrThrow()

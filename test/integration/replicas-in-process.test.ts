@@ -136,3 +136,38 @@ t.test('two in-process replicas: shared start and actions, an aggregate-only bre
   await load
   t.equal(resumed.generation, next.generation, 'the same rollout')
 })
+
+t.test('a replica started while Redis was down does not wipe the rollout when Redis comes back empty', async (t) => {
+  const server = await startRedisServer(t)
+  const stable = await startUpstream(t, 'stable')
+  const canary = await startUpstream(t, 'canary')
+  const overrides = {
+    upstreams: { stable: stable.url, canary: canary.url },
+    rollout: { steps: [35, 100], stepDuration: '60s', autoStart: false },
+    analysis: { interval: '100ms', window: '3s', minRequests: 5, maxErrorRate: 0.2 },
+    state: { redis: server.url, redisKeyPrefix: 'cpx-blind' },
+  }
+  const a = await replica(t, 'blind-a', overrides)
+  const b = await replica(t, 'blind-b', overrides)
+  t.equal((await admin(a.adminUrl, 'POST', '/api/v1/rollout/start')).status, 200)
+  t.equal((await admin(a.adminUrl, 'POST', '/api/v1/rollout/pause')).status, 200)
+  await until('both paused at 35%', () => ([a, b].every((r) => r.app.status().phase === 'paused' && r.app.status().weight === 35) ? true : undefined))
+  const generation = a.app.status().generation
+
+  await server.stop()
+  await until('backend down', () => ([a, b].every((r) => r.app.status().stateBackend?.up === false) ? true : undefined))
+  // Started now, it cannot read the rollout: it routes everything to stable.
+  const c = await replica(t, 'blind-c', overrides)
+  t.same([c.app.status().phase, c.app.status().weight], ['idle', 0], 'the blind replica starts safe')
+  t.match((await admin(c.adminUrl, 'POST', '/api/v1/rollout/start')).status, 503, 'and takes no action while it knows nothing')
+
+  await server.start()
+  const all = [a, b, c]
+  const joined = await until(
+    'every replica on the paused rollout',
+    () => (all.every((r) => r.app.status().phase === 'paused' && r.app.status().weight === 35 && r.app.status().stateBackend?.up === true) ? c.app.status() : undefined),
+    30_000,
+  )
+  t.equal(joined.generation, generation, 'the same rollout, put back by a replica that knew it')
+  t.not(joined.stateBackend?.leader, 'blind-c', 'the blind replica did not lead')
+})

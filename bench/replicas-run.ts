@@ -1,8 +1,9 @@
 /** `npm run bench:replicas`: the replicas bench alone (issue 11: leader kills, aggregate-only breach, CPU of 3 replicas vs 1), its section spliced into bench/RESULTS.md. */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { spliceSection } from './lib/sections.js'
 import { runReplicasBench } from './replicas.js'
 
 /*
@@ -31,15 +32,7 @@ try {
     process.stdout.write(`wrote ${out}\n`)
   } else {
     const file = join(repoRoot, 'bench', 'RESULTS.md')
-    const text = existsSync(file) ? readFileSync(file, 'utf8') : ''
-    const start = text.search(/^## Replicas sharing one rollout/m)
-    let next = -1
-    if (start >= 0) {
-      const rest = text.slice(start + 1).search(/^## /m)
-      next = rest < 0 ? -1 : start + 1 + rest
-    }
-    const spliced = start < 0 ? `${text.trimEnd()}\n\n${section.trimEnd()}\n` : `${text.slice(0, start)}${section.trimEnd()}\n${next < 0 ? '' : `\n${text.slice(next)}`}`
-    writeFileSync(file, spliced)
+    spliceSection(file, /^## Replicas sharing one rollout/m, section)
     process.stdout.write(`wrote the replicas section of ${file}\n`)
   }
   process.exit(0)

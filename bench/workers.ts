@@ -10,6 +10,7 @@ import { Children, childPids, cpuSeconds } from './lib/children.js'
 import { fixed, int, median, percent, spread, table } from './lib/figures.js'
 import { cpuBusySeconds, loadAverage, machine } from './lib/machine.js'
 import { BODY_BYTES, PATH, STICKY_HEADER } from './lib/payload.js'
+import { spliceSection } from './lib/sections.js'
 import type { ClosedResult, OpenResult } from './load/load-generator.js'
 
 /*
@@ -502,19 +503,6 @@ function render(r: Rendered): string {
   return out.join('\n')
 }
 
-/** Replaces the workers section of `file` with `section` (or appends it). */
-export function spliceSection(file: string, section: string): void {
-  const text = existsSync(file) ? readFileSync(file, 'utf8') : ''
-  const start = text.search(/^## Workers on one host/m)
-  let next = -1
-  if (start >= 0) {
-    const rest = text.slice(start + 1).search(/^## /m)
-    next = rest < 0 ? -1 : start + 1 + rest
-  }
-  const spliced = start < 0 ? `${text.trimEnd()}\n\n${section.trimEnd()}\n` : `${text.slice(0, start)}${section.trimEnd()}\n${next < 0 ? '' : `\n${text.slice(next)}`}`
-  writeFileSync(file, spliced)
-}
-
 async function main(): Promise<void> {
   const { values: flags } = parseArgs({ options: { quick: { type: 'boolean', default: false }, out: { type: 'string' } } })
   const quick = flags.quick === true
@@ -529,7 +517,7 @@ async function main(): Promise<void> {
     process.stdout.write(`wrote ${out}\n`)
   } else {
     const file = join(repoRoot, 'bench', 'RESULTS.md')
-    spliceSection(file, body)
+    spliceSection(file, /^## Workers on one host/m, body)
     process.stdout.write(`wrote the workers section of ${file}\n`)
   }
 }

@@ -116,29 +116,34 @@ const WINDOW_QUANTILES = [
 
 /** One process that proxies and decides: every metric of the SPEC's table, and Node's process metrics. */
 export function createRegistry(source: MetricsSource): Registry {
-  const registry = new ExpositionRegistry()
-  collectDefaultMetrics({ register: registry })
-  addDataPlaneMetrics(registry, source)
-  addControlPlaneMetrics(registry, { ...source, sideNames: source.sides.map((s) => s.side) })
-  addProcessMetrics(registry, source)
-  return registry
+  return registryOf(
+    (r) => addDataPlaneMetrics(r, source),
+    (r) => addControlPlaneMetrics(r, { ...source, sideNames: source.sides.map((s) => s.side) }),
+    (r) => addProcessMetrics(r, source),
+  )
 }
 
 /** A worker's registry (listen.workers): its hot path's counters; the primary sums the workers' (AggregatorRegistry.aggregate). */
 export function createDataPlaneRegistry(source: DataPlaneMetricsSource): Registry {
-  const registry = new ExpositionRegistry()
-  collectDefaultMetrics({ register: registry })
-  addDataPlaneMetrics(registry, source)
-  addProcessMetrics(registry, source)
-  return registry
+  return registryOf(
+    (r) => addDataPlaneMetrics(r, source),
+    (r) => addProcessMetrics(r, source),
+  )
 }
 
 /** The primary's registry among workers: the rollout, the merged window, the stores; the workers' counters are summed beside it. */
 export function createControlPlaneRegistry(source: ControlPlaneMetricsSource): Registry {
+  return registryOf(
+    (r) => addControlPlaneMetrics(r, source),
+    (r) => addProcessMetrics(r, source),
+  )
+}
+
+/** Node's process metrics, then each part's. */
+function registryOf(...parts: readonly ((registry: Registry) => void)[]): Registry {
   const registry = new ExpositionRegistry()
   collectDefaultMetrics({ register: registry })
-  addControlPlaneMetrics(registry, source)
-  addProcessMetrics(registry, source)
+  for (const part of parts) part(registry)
   return registry
 }
 

@@ -31,15 +31,8 @@ async function replica(t: Test, id: string, overrides: Record<string, unknown>):
   const { config } = await testConfig(t, overrides)
   const app = await buildApp({ config, log: createLogger('silent'), replica: id })
   const { proxyUrl, adminUrl } = await app.listen()
-  let closed = false
-  t.teardown(async () => {
-    if (!closed) await app.close()
-  })
-  const close = app.close.bind(app)
-  ;(app as { close: () => Promise<void> }).close = async () => {
-    closed = true
-    await close()
-  }
+  // close() is idempotent: a test that closed the app itself is not closed twice.
+  t.teardown(() => app.close())
   return { app, proxyUrl, adminUrl, id }
 }
 

@@ -39,15 +39,8 @@ async function primary(t: Test, overrides: ConfigInput): Promise<{ app: App; pro
   if (!parsed.ok) throw new Error(parsed.error.map((i) => `${i.path}: ${i.message}`).join('; '))
   // JSON is YAML: the workers parse the very text the primary was given.
   const app = await buildApp({ config: parsed.value, log: createLogger('silent'), workers: { exec: ENTRY, configText: JSON.stringify(input) } })
-  let closed = false
-  t.teardown(async () => {
-    if (!closed) await app.close()
-  })
-  const close = app.close.bind(app)
-  ;(app as { close: () => Promise<void> }).close = async () => {
-    closed = true
-    await close()
-  }
+  // close() is idempotent: a test that closed the app itself is not closed twice.
+  t.teardown(() => app.close())
   const { proxyUrl, adminUrl } = await app.listen()
   return { app, proxyUrl, adminUrl }
 }

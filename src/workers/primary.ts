@@ -70,6 +70,8 @@ export class WorkerPool implements DataPlaneLink {
   #arrived: Arrived[] = []
   #canaryError: (() => void) | null = null
   #stopping = false
+  /** start() resolved: from then on every worker that dies is replaced, even one that died before it was listening. */
+  #started = false
   #restartDelayMs = RESTART_MIN_MS
   #restartTimer: Timer | null = null
   /** Deaths not replaced yet. */
@@ -98,6 +100,7 @@ export class WorkerPool implements DataPlaneLink {
     cluster.setupPrimary({ exec: this.#options.exec, args: [...(this.#options.args ?? [])] })
     const listening = Array.from({ length: this.count }, () => this.#fork())
     await Promise.all(listening)
+    this.#started = true
   }
 
   /** Workers accepting connections now. */
@@ -286,11 +289,13 @@ export class WorkerPool implements DataPlaneLink {
     if (member.lastMetrics !== null) this.#retiredMetrics = [mergeCounters(this.#retiredMetrics[0] ?? [], member.lastMetrics)]
     for (const [, scrape] of this.#scrapes) if (scrape.pending.delete(worker.id) && scrape.pending.size === 0) scrape.done()
     if (this.#stopping) return
-    if (!member.listening) {
-      // It never came up (bad config, port): restarting would only repeat the failure.
+    if (!member.listening && !this.#started) {
+      // It never came up at start (bad config, port): restarting would only repeat the failure; serve fails with its reason.
       this.#log.error({ worker: worker.id, code, signal }, `worker ${worker.id} exited before it was listening`)
       return
     }
+    // A replacement that dies while booting (killed, out of memory) is replaced in turn, with the growing delay:
+    // left alone, the pool would shrink for good, down to no worker and a primary that never proxies again.
     this.restarts++
     const ranMs = this.#clock.now() - member.startedAt
     if (ranMs >= STABLE_RUN_MS) this.#restartDelayMs = RESTART_MIN_MS

@@ -5,6 +5,7 @@
  * Real upstreams on loopback, the real clock, short durations from the
  * config; waits poll up to a deadline.
  */
+import cluster from 'node:cluster'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -115,6 +116,34 @@ t.test('two workers proxy by the primary table; the primary decides on their mer
   const canaryBefore = canary.received.length
   await Promise.all(Array.from({ length: 20 }, () => request(`${proxyUrl}/d`, { dispatcher: agent }).then((r) => r.body.dump())))
   t.equal(canary.received.length, canaryBefore, 'every worker took up the table: nothing reaches the canary')
+})
+
+t.test('a replacement that dies before it is listening is replaced in turn: the pool never shrinks for good', async (t) => {
+  const stable = await startUpstream(t, 'stable')
+  const { app, proxyUrl, adminUrl } = await primary(t, { upstreams: { stable: stable.url }, listen: { workers: 2 } })
+  const pool = app.workers
+  if (pool === null) throw new Error('no worker pool')
+  const [victim, survivor] = pool.pids
+  // This process is the primary: the victim's first replacement is killed as soon as it is forked, long before it listens.
+  // (The survivor keeps the shared socket, so port 0 stays the port the pool reports.)
+  let killedAtBirth = 0
+  const onFork = (worker: { process: { kill: (signal: string) => boolean } }): void => {
+    if (killedAtBirth > 0) return
+    killedAtBirth++
+    worker.process.kill('SIGKILL')
+  }
+  cluster.on('fork', onFork)
+  t.teardown(() => void cluster.off('fork', onFork))
+  process.kill(victim!, 'SIGKILL')
+  await until('the replacement killed at birth', () => (killedAtBirth === 1 ? true : undefined), 20_000)
+  await until('two workers listening again', () => (pool.listening === 2 ? true : undefined), 30_000)
+  t.equal(pool.pids.length, 2)
+  t.ok(pool.pids.includes(survivor!) && !pool.pids.includes(victim!), 'the survivor and a new worker')
+  const agent = new Agent({ connections: 4 })
+  t.teardown(() => agent.close())
+  const statuses = await Promise.all(Array.from({ length: 20 }, () => request(`${proxyUrl}/x`, { dispatcher: agent }).then(async (r) => (await r.body.dump(), r.statusCode))))
+  t.same(new Set(statuses), new Set([200]), 'every request answered')
+  t.equal(value(parseExposition(await scrape(adminUrl)), 'canary_proxy_worker_restarts_total'), 2, 'one death after listening, one while booting')
 })
 
 t.test('close drains every worker: a request in flight is answered, then the workers exit', async (t) => {

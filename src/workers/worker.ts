@@ -5,6 +5,7 @@
  * a canary error), its metrics when /metrics is scraped. No control plane, no
  * state, no admin port: those are the primary's.
  */
+import cluster from 'node:cluster'
 import type { Logger } from 'pino'
 import { systemClock, type Timer } from '../core/clock.js'
 import { systemRandom } from '../core/random.js'
@@ -42,7 +43,8 @@ export async function runWorker(): Promise<number> {
   }
   const config = parsed.value
   const clock = systemClock
-  const log: Logger = createLogger(init.settings.logLevel).child({ worker: Number(process.env.NODE_UNIQUE_ID ?? 0) })
+  // The primary's id for this worker (Node removes NODE_UNIQUE_ID from the environment once the worker is set up).
+  const log: Logger = createLogger(init.settings.logLevel).child({ worker: cluster.worker?.id ?? 0 })
   const faults = dataPlaneCounters(config, clock)
   const pools = upstreamPools(config, faults, log)
   const backends = new Backends(pools, init.table, config.metrics.bucketsSeconds)

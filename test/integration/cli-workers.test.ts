@@ -22,7 +22,7 @@ const alive = (pid: number): boolean => {
   }
 }
 
-async function config(stableUrl: string, port = 0): Promise<string> {
+async function config(stableUrl: string, port = 0, extra: readonly string[] = []): Promise<string> {
   const dir = await tempDir()
   return writeConfig(
     dir,
@@ -33,6 +33,7 @@ async function config(stableUrl: string, port = 0): Promise<string> {
       `upstreams: { stable: "${stableUrl}" }`,
       `state: { file: "${dir}/state.json" }`,
       `audit: { file: "${dir}/audit.jsonl" }`,
+      ...extra,
       '',
     ].join('\n'),
   )
@@ -40,7 +41,8 @@ async function config(stableUrl: string, port = 0): Promise<string> {
 
 t.test('two workers on one port; SIGHUP reloads; SIGTERM drains every worker and exits 0', async (t) => {
   const stable = await startUpstream(t, 'stable')
-  const file = await config(stable.url)
+  // debug: each worker logs its drain, under its own id.
+  const file = await config(stable.url, 0, ['log: { level: debug }'])
   const served = await serve(t, file)
   const listening = served.logLines().find((l) => typeof l.msg === 'string' && l.msg.includes('with 2 workers'))
   t.ok(listening, 'the listening line says how many workers')
@@ -65,6 +67,8 @@ t.test('two workers on one port; SIGHUP reloads; SIGTERM drains every worker and
   const exit = await exitWithin(served.child, 20_000)
   t.equal(exit.code, 0, 'the primary exits 0 once every worker drained')
   t.ok(pids.every((pid) => !alive(pid)), 'no worker left running')
+  const drains = served.logLines().filter((l) => l.msg === 'the primary asked: draining')
+  t.same(drains.map((l) => l.worker).sort(), [1, 2], "each worker's lines carry its own worker id")
 })
 
 t.test('a primary killed outright leaves no worker behind', async (t) => {

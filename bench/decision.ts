@@ -332,10 +332,10 @@ function report(input: ReportInput): string {
   out.push('')
   out.push(
     `Real app (\`buildApp\`) on loopback, ${fmtN(RATE)} req/s offered open loop (achieved ${fmtSpread(rates, (v) => v.toFixed(0))} req/s), ` +
-      'analysis every 250 ms over a 30 s window, `minRequests: 20`, the SPEC example\'s checks, `confidence: 0.999` (its default before issue 9). ' +
+      'analysis every 250 ms over a 30 s window, `minRequests: 20`, the SPEC example\'s checks, `confidence: 0.999` (the deprecated alias of `falseRollbackRate: 0.001`, the default). ' +
       `In the failure scenarios the canary serves ${sizes.badAfterMs / 1000} s healthy at 5% (0.5% background 5xx on both sides), then turns bad. ` +
       'Times run from the canary\'s first bad response (timestamped by the canary upstream itself) to the publication of the weight-0 routing snapshot. ' +
-      `${quick ? '**Quick mode**: fewer runs, not for the record. ' : ''}Real-time runs (today's gate: the sequential checks are not plugged into the app yet) took ${fmtMs(input.realMs)}, on a shared 2-core machine ` +
+      `${quick ? '**Quick mode**: fewer runs, not for the record. ' : ''}Real-time runs (the app's own sequential checks) took ${fmtMs(input.realMs)}, on a shared 2-core machine ` +
       `(1-minute load average ${fmtSpread(spread(allRuns.map((r) => r.loadAverage)), (v) => v.toFixed(1))}; the proxy thread's event-loop delay p99 ${fmtSpread(spread(allRuns.map((r) => r.loopDelayP99Ms)), (v) => `${v.toFixed(1)} ms`)} per run).`,
   )
   out.push('')

@@ -333,7 +333,9 @@ function workersExposition(primary: Registry, pool: WorkerPool): Exposition {
     contentType: primary.contentType,
     async metrics() {
       const [own, workers] = await Promise.all([primary.getMetricsAsJSON(), pool.metrics()])
-      return textFormatNaN(await AggregatorRegistry.aggregate([own, ...workers]).metrics())
+      // prom-client omits the start time from an aggregate; the host's is the primary's (listed first, taken first).
+      const primaryFirst = own.map((m) => (m.name === 'process_start_time_seconds' ? { ...m, aggregator: 'first' as const } : m))
+      return textFormatNaN(await AggregatorRegistry.aggregate([primaryFirst, ...workers]).metrics())
     },
   }
 }

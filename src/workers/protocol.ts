@@ -9,6 +9,7 @@
  *     primary -> table                      (every table the controller publishes)
  *     worker  -> deltas                     (every pushMs, and at once after a canary error)
  *     primary -> metrics {id}  / worker -> metrics {id, metrics}   (a scrape of /metrics)
+ *     worker  -> metrics {id: 0, metrics}   (every second unasked: what a worker killed outright leaves behind)
  *     primary -> drain                      (SIGTERM: finish in flight, send the last deltas, exit 0)
  */
 import type { Registry } from 'prom-client'

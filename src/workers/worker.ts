@@ -18,6 +18,8 @@ import { isToWorker, type FromWorker, type ToWorker } from './protocol.js'
 
 /** The controller's own least gap between two early looks (src/rollout/controller.ts). */
 const CANARY_ERROR_GAP_MS = 20
+/** How often a worker sends its counters unasked (a scrape asks too); about a millisecond of work each time. */
+const COUNTER_SNAPSHOT_MS = 1_000
 
 /** Runs until the primary asks for a drain or goes away; resolves with the exit code. */
 export async function runWorker(): Promise<number> {
@@ -86,6 +88,8 @@ export async function runWorker(): Promise<number> {
   })
   let pushMs = init.settings.pushMs
   let timer: Timer = clock.every(pushMs, () => push(false))
+  // The primary keeps each worker's last counters, so a worker killed outright loses at most this much of them from /metrics.
+  const snapshots = clock.every(COUNTER_SNAPSHOT_MS, () => void registry.getMetricsAsJSON().then((metrics) => send({ t: 'cpx:metrics', id: 0, metrics })))
 
   let draining: Promise<void> | null = null
   const drained = new Promise<void>((resolve) => {
@@ -94,6 +98,7 @@ export async function runWorker(): Promise<number> {
         log.debug(`${why}: draining`)
         await plane.drain()
         timer.cancel()
+        snapshots.cancel()
         errorPush?.cancel()
         push(false)
         // Upstream requests still running finish (or fail) before the pools go.
@@ -142,6 +147,7 @@ export async function runWorker(): Promise<number> {
     const e = error as NodeJS.ErrnoException & { address?: string; port?: number }
     send({ t: 'cpx:fatal', message: e.message, ...(e.code === undefined ? {} : { code: e.code }), ...(e.address === undefined ? {} : { address: e.address }), ...(e.port === undefined ? {} : { port: e.port }) })
     timer.cancel()
+    snapshots.cancel()
     await pools.close()
     unguard()
     return 1

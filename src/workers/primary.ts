@@ -83,7 +83,6 @@ export class WorkerPool implements DataPlaneLink {
   #retiredMetrics: MetricsJSON[] = []
   #scrapeId = 0
   readonly #scrapes = new Map<number, { readonly pending: Set<number>; readonly results: MetricsJSON[]; readonly done: () => void }>()
-  #listeningWaiters: (() => void)[] = []
   /** Where the workers accept (they share one socket; with port 0, one port the primary's cluster picked). */
   url: string | null = null
 
@@ -113,12 +112,6 @@ export class WorkerPool implements DataPlaneLink {
   /** The workers' process ids (for logs and tests). */
   get pids(): number[] {
     return [...this.#members.values()].flatMap((m) => (m.worker.process.pid === undefined ? [] : [m.worker.process.pid]))
-  }
-
-  /** Resolves once `count` workers are accepting again (after a restart). */
-  whenAllListening(): Promise<void> {
-    if (this.listening >= this.count) return Promise.resolve()
-    return new Promise((resolve) => this.#listeningWaiters.push(resolve))
   }
 
   publish(table: RoutingTable): void {
@@ -256,11 +249,6 @@ export class WorkerPool implements DataPlaneLink {
         member.listening = true
         this.url ??= message.url
         this.#log.debug({ worker: member.worker.id, pid: member.worker.process.pid, url: message.url }, `worker ${member.worker.id} listening`)
-        if (this.listening >= this.count) {
-          const waiters = this.#listeningWaiters
-          this.#listeningWaiters = []
-          for (const w of waiters) w()
-        }
         break
       case 'cpx:deltas':
         member.served = message.served
